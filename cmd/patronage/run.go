@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/patronage/patronage/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; without it
+// the module version from the build info is shown.
+var version = ""
+
+const usage = `patronage — a newsroom's patron program: memberships, votes, revenue.
+
+Usage:
+  patronage [command] [--help]
+
+Commands:
+  serve            run the HTTP server (the default when no command is given)
+  migrate          apply pending database migrations
+  migrate status   list migrations and whether each is applied
+  version          print the version
+  help             print this help
+
+Configuration comes from the environment and an optional .env file; see
+.env.example for every variable.
+`
+
+// usageError is a mistake on the command line; it exits with code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// errHelp means help was asked for and printed; it exits with code 0.
+var errHelp = errors.New("help requested")
+
+// run is the whole program; main only calls it, and tests call it too.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", []string(nil)
+	if len(args) > 1 {
+		cmd, rest = args[1], args[2:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		if err := parseFlags("version", "Print the version of this binary.", rest, stdout); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "patronage %s (%s, Stripe API %s)\n", buildVersion(), runtime.Version(), stripe.APIVersion)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		if len(cmd) > 0 && cmd[0] == '-' {
+			return &usageError{fmt.Sprintf("unknown flag %q; run `patronage help`", cmd)}
+		}
+		return &usageError{fmt.Sprintf("unknown command %q; run `patronage help`", cmd)}
+	}
+}
+
+// parseFlags gives every subcommand the same --help and the same refusal of
+// stray arguments.
+func parseFlags(name, summary string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: patronage %s\n\n%s\n", name, summary)
+		return errHelp
+	}
+	if err != nil {
+		return &usageError{fmt.Sprintf("%s: %v", name, err)}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	return nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}
+
+// loadConfig reads the environment and the optional .env file.
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	env, err := config.WithEnvFile(config.FromGetenv(getenv))
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Load(env)
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// exitCode prints err for the operator and chooses the process's exit code:
+// 0 for success or help, 2 for bad configuration or usage, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case config.IsError(err):
+		fmt.Fprintf(stderr, "patronage: bad configuration:\n%s\n", indent(err.Error()))
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "patronage: %s\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "patronage: %s\n", err)
+		return 1
+	}
+}
+
+func indent(s string) string {
+	out := "  "
+	for _, r := range s {
+		out += string(r)
+		if r == '\n' {
+			out += "  "
+		}
+	}
+	return out
+}
+
+// notifyShutdown ends ctx on SIGINT or SIGTERM.
+func notifyShutdown(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+}

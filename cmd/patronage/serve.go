@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/patronage/patronage/internal/config"
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/web"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if err := parseFlags("serve", "Run the HTTP server until SIGINT or SIGTERM, then finish in-flight requests and exit.", args, stdout); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := notifyShutdown(ctx)
+	defer stop()
+	logger := newLogger(stderr, cfg.LogLevel)
+
+	db, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	rdb, err := redisx.Open(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, logger)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db.DB, "patronage"),
+		rdb.Collector(),
+	)
+
+	srv, err := web.New(web.Deps{
+		Logger:         logger,
+		DB:             db,
+		Redis:          rdb,
+		Registry:       registry,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MetricsToken:   cfg.MetricsToken,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	if err != nil {
+		return fmt.Errorf("build HTTP server: %w", err)
+	}
+	return serveHTTP(ctx, cfg, logger, srv.Handler())
+}
+
+// openDatabase opens the database and brings its schema to this binary's
+// version, or checks it is there when MIGRATE_ON_START=false.
+func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (*sqldb.DB, error) {
+	db, err := sqldb.Open(ctx, sqldb.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxOpenConns: cfg.DBMaxOpenConns})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MigrateOnStart {
+		n, err := db.Migrate(ctx, sqldb.Migrations())
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrate %s: %w", db.Where, err)
+		}
+		if n > 0 {
+			logger.Info("applied database migrations", "count", n, "database", db.Where)
+		}
+	} else if err := db.CheckSchema(ctx, sqldb.Migrations()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	logger.Info("database ready", "database", db.Where)
+	return db, nil
+}
+
+// serveHTTP serves until ctx ends, then stops accepting connections and
+// lets in-flight requests finish within SHUTDOWN_TIMEOUT.
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	server := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		server.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT (%s) were cut off", cfg.ShutdownTimeout)
+		}
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped", "drained_in", time.Since(start).String())
+	return nil
+}

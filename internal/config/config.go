@@ -1,0 +1,303 @@
+// Package config turns the environment into Patronage's typed configuration,
+// once, at start-up. It reads nothing else and holds no global state: run
+// builds a Config and passes it down.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is every setting Patronage reads. .env.example lists each variable
+// with its default and meaning; keep the two in step.
+type Config struct {
+	EnvFile string // ENV_FILE: optional dotenv file read under the real environment
+
+	BaseURL        *url.URL // BASE_URL: the public origin of this installation
+	HTTPAddr       string   // HTTP_ADDR: listen address
+	TrustedProxies []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
+
+	DatabaseURL    string // DATABASE_URL: postgres://…; empty means embedded SQLite
+	DataDir        string // DATA_DIR: where the embedded SQLite file lives
+	DBMaxOpenConns int    // DB_MAX_OPEN_CONNS
+	MigrateOnStart bool   // MIGRATE_ON_START
+
+	RedisURL       string // REDIS_URL: redis:// or rediss://; empty means in-process Redis
+	RedisKeyPrefix string // REDIS_KEY_PREFIX: prepended to every key Patronage writes
+
+	MaxBodyBytes      int64         // MAX_BODY_BYTES
+	ReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT
+	ReadTimeout       time.Duration // HTTP_READ_TIMEOUT
+	WriteTimeout      time.Duration // HTTP_WRITE_TIMEOUT
+	IdleTimeout       time.Duration // HTTP_IDLE_TIMEOUT
+	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT
+
+	LogLevel     slog.Level // LOG_LEVEL
+	MetricsToken string     // METRICS_TOKEN: when set, /metrics wants "Authorization: Bearer <token>"
+}
+
+// UsesEmbeddedDB reports whether the embedded SQLite database is in use.
+func (c Config) UsesEmbeddedDB() bool { return c.DatabaseURL == "" }
+
+// UsesEmbeddedRedis reports whether the in-process Redis is in use.
+func (c Config) UsesEmbeddedRedis() bool { return c.RedisURL == "" }
+
+// Problem is one variable with a bad value.
+type Problem struct {
+	Var  string
+	What string
+}
+
+// Error lists every bad variable found, so an operator fixes them in one go.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Var + ": " + p.What
+	}
+	return strings.Join(lines, "\n")
+}
+
+// IsError reports whether err is a configuration error (exit code 2).
+func IsError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// Lookup returns the value of a variable and whether it is set.
+type Lookup func(name string) (string, bool)
+
+// FromGetenv adapts a getenv function; an empty value counts as unset.
+func FromGetenv(getenv func(string) string) Lookup {
+	return func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	}
+}
+
+// WithEnvFile layers the dotenv file named by ENV_FILE (default ".env")
+// beneath env: a variable set in the real environment wins. A missing
+// default file is fine; a missing file that ENV_FILE names is an error.
+func WithEnvFile(env Lookup) (Lookup, error) {
+	path, named := env("ENV_FILE")
+	if !named {
+		path = ".env"
+	}
+	values, err := godotenv.Read(path)
+	if err != nil {
+		if !named && errors.Is(err, os.ErrNotExist) {
+			return env, nil
+		}
+		return nil, &Error{Problems: []Problem{{"ENV_FILE", fmt.Sprintf("cannot read %q: %v", path, unwrapPathError(err))}}}
+	}
+	return func(name string) (string, bool) {
+		if v, ok := env(name); ok {
+			return v, true
+		}
+		v, ok := values[name]
+		return v, ok && v != ""
+	}, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Load parses every variable and reports all bad values together.
+func Load(env Lookup) (Config, error) {
+	p := parser{env: env}
+	c := Config{
+		EnvFile:           p.str("ENV_FILE", ".env"),
+		BaseURL:           p.baseURL("BASE_URL", "http://localhost:8080"),
+		HTTPAddr:          p.addr("HTTP_ADDR", ":8080"),
+		TrustedProxies:    p.list("TRUSTED_PROXIES"),
+		DatabaseURL:       p.databaseURL("DATABASE_URL"),
+		DataDir:           p.str("DATA_DIR", "./data"),
+		DBMaxOpenConns:    p.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
+		MigrateOnStart:    p.boolean("MIGRATE_ON_START", true),
+		RedisURL:          p.redisURL("REDIS_URL"),
+		RedisKeyPrefix:    p.str("REDIS_KEY_PREFIX", "patronage:"),
+		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 1<<30)),
+		ReadHeaderTimeout: p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+		ReadTimeout:       p.duration("HTTP_READ_TIMEOUT", 30*time.Second),
+		WriteTimeout:      p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
+		IdleTimeout:       p.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
+		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		LogLevel:          p.logLevel("LOG_LEVEL", slog.LevelInfo),
+		MetricsToken:      p.str("METRICS_TOKEN", ""),
+	}
+	for _, proxy := range c.TrustedProxies {
+		if net.ParseIP(proxy) == nil {
+			if _, _, err := net.ParseCIDR(proxy); err != nil {
+				p.fail("TRUSTED_PROXIES", "%q is not an IP address or CIDR range", proxy)
+			}
+		}
+	}
+	if len(p.problems) > 0 {
+		return Config{}, &Error{Problems: p.problems}
+	}
+	return c, nil
+}
+
+type parser struct {
+	env      Lookup
+	problems []Problem
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	p.problems = append(p.problems, Problem{Var: name, What: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.env(name); ok {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (p *parser) list(name string) []string {
+	v, ok := p.env(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) integer(name string, def, min, max int) int {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < min || n > max {
+		p.fail(name, "%q is not a whole number from %d to %d", v, min, max)
+		return def
+	}
+	return n
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		p.fail(name, "%q is not a boolean (want true or false)", v)
+		return def
+	}
+	return b
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d <= 0 {
+		p.fail(name, "%q is not a positive duration (want e.g. 30s or 2m)", v)
+		return def
+	}
+	return d
+}
+
+func (p *parser) logLevel(name string, def slog.Level) slog.Level {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+		p.fail(name, "%q is not a log level (want debug, info, warn or error)", v)
+		return def
+	}
+	return l
+}
+
+func (p *parser) addr(name, def string) string {
+	v := p.str(name, def)
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		p.fail(name, "%q is not a listen address (want host:port or :port)", v)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.fail(name, "%q has no valid port (want host:port or :port)", v)
+	}
+	return v
+}
+
+func (p *parser) baseURL(name, def string) *url.URL {
+	v := p.str(name, def)
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, "%q is not an absolute http:// or https:// URL", v)
+		u, _ = url.Parse(def)
+		return u
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		p.fail(name, "%q must be an origin only, without a path, query or fragment", v)
+	}
+	u.Path = ""
+	return u
+}
+
+func (p *parser) databaseURL(name string) string {
+	v, ok := p.env(name)
+	if !ok {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	scheme, _, found := strings.Cut(v, "://")
+	switch {
+	case !found:
+		p.fail(name, "missing scheme (want postgres:// or postgresql://, or leave unset for embedded SQLite)")
+	case scheme != "postgres" && scheme != "postgresql":
+		p.fail(name, "unsupported scheme %q (want postgres:// or postgresql://, or leave unset for embedded SQLite)", scheme)
+	default:
+		if _, err := url.Parse(v); err != nil {
+			p.fail(name, "not a valid URL (want postgres://user:password@host:5432/dbname)")
+		}
+	}
+	return v
+}
+
+func (p *parser) redisURL(name string) string {
+	v, ok := p.env(name)
+	if !ok {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	scheme, _, found := strings.Cut(v, "://")
+	switch {
+	case !found:
+		p.fail(name, "missing scheme (want redis:// or rediss://)")
+	case scheme != "redis" && scheme != "rediss":
+		p.fail(name, "unsupported scheme %q (want redis:// or rediss://)", scheme)
+	default:
+		if u, err := url.Parse(v); err != nil || u.Host == "" {
+			p.fail(name, "not a valid URL (want redis://host:6379/0)")
+		}
+	}
+	return v
+}

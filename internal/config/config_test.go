@@ -1,0 +1,144 @@
+package config_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/internal/config"
+)
+
+func env(vars map[string]string) config.Lookup {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok && v != ""
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load with no environment: %v", err)
+	}
+	if !c.UsesEmbeddedDB() || !c.UsesEmbeddedRedis() {
+		t.Errorf("with no DATABASE_URL or REDIS_URL the embedded services should be used")
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DATA_DIR", c.DataDir, "./data"},
+		{"HTTP_ADDR", c.HTTPAddr, ":8080"},
+		{"BASE_URL", c.BaseURL.String(), "http://localhost:8080"},
+		{"MIGRATE_ON_START", c.MigrateOnStart, true},
+		{"MAX_BODY_BYTES", c.MaxBodyBytes, int64(1 << 20)},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 20 * time.Second},
+		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
+		{"REDIS_KEY_PREFIX", c.RedisKeyPrefix, "patronage:"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s default = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		name, value, want string
+	}{
+		{"REDIS_URL", "nonsense", "REDIS_URL: missing scheme (want redis:// or rediss://)"},
+		{"REDIS_URL", "http://localhost:6379", `REDIS_URL: unsupported scheme "http"`},
+		{"DATABASE_URL", "mysql://x", `DATABASE_URL: unsupported scheme "mysql"`},
+		{"DATABASE_URL", "localhost:5432", "DATABASE_URL: missing scheme"},
+		{"MIGRATE_ON_START", "sometimes", `MIGRATE_ON_START: "sometimes" is not a boolean`},
+		{"MAX_BODY_BYTES", "lots", `MAX_BODY_BYTES: "lots" is not a whole number`},
+		{"MAX_BODY_BYTES", "10", `MAX_BODY_BYTES: "10" is not a whole number from 1024`},
+		{"SHUTDOWN_TIMEOUT", "soon", `SHUTDOWN_TIMEOUT: "soon" is not a positive duration`},
+		{"HTTP_ADDR", "8080", `HTTP_ADDR: "8080" is not a listen address`},
+		{"BASE_URL", "example.org", `BASE_URL: "example.org" is not an absolute http:// or https:// URL`},
+		{"BASE_URL", "https://example.org/patrons", "BASE_URL: \"https://example.org/patrons\" must be an origin only"},
+		{"LOG_LEVEL", "loud", `LOG_LEVEL: "loud" is not a log level`},
+		{"TRUSTED_PROXIES", "10.0.0.0/8,proxy", `TRUSTED_PROXIES: "proxy" is not an IP address or CIDR range`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := config.Load(env(map[string]string{tt.name: tt.value}))
+			if err == nil {
+				t.Fatalf("Load accepted %s=%q", tt.name, tt.value)
+			}
+			if !config.IsError(err) {
+				t.Errorf("error %v is not a configuration error", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryBadVariable(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"REDIS_URL": "nonsense", "DATABASE_URL": "mysql://x"}))
+	if err == nil {
+		t.Fatal("Load accepted two bad variables")
+	}
+	for _, name := range []string{"REDIS_URL", "DATABASE_URL"} {
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+func TestLoadAcceptsRealisticProductionValues(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"DATABASE_URL":    "postgres://patronage:secret@db.internal:5432/patronage?sslmode=require",
+		"REDIS_URL":       "rediss://:secret@cache.internal:6380/2",
+		"BASE_URL":        "https://patrons.example.org",
+		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1",
+		"LOG_LEVEL":       "debug",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.UsesEmbeddedDB() || c.UsesEmbeddedRedis() {
+		t.Error("configured services should replace the embedded ones")
+	}
+	if got := len(c.TrustedProxies); got != 2 {
+		t.Errorf("TRUSTED_PROXIES parsed into %d entries, want 2", got)
+	}
+	if c.LogLevel != slog.LevelDebug {
+		t.Errorf("LOG_LEVEL = %v, want debug", c.LogLevel)
+	}
+}
+
+func TestEnvFileSitsBeneathTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "patronage.env")
+	if err := os.WriteFile(path, []byte("HTTP_ADDR=:9999\nDATA_DIR=/from/file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := config.WithEnvFile(env(map[string]string{"ENV_FILE": path, "DATA_DIR": "/from/env"}))
+	if err != nil {
+		t.Fatalf("WithEnvFile: %v", err)
+	}
+	c, err := config.Load(lookup)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.HTTPAddr != ":9999" {
+		t.Errorf("HTTP_ADDR = %q, want the file's :9999", c.HTTPAddr)
+	}
+	if c.DataDir != "/from/env" {
+		t.Errorf("DATA_DIR = %q, want the environment's value to win", c.DataDir)
+	}
+}
+
+func TestEnvFileNamedButMissingIsAnError(t *testing.T) {
+	_, err := config.WithEnvFile(env(map[string]string{"ENV_FILE": filepath.Join(t.TempDir(), "absent.env")}))
+	if err == nil || !strings.HasPrefix(err.Error(), "ENV_FILE: ") {
+		t.Fatalf("err = %v, want an ENV_FILE configuration error", err)
+	}
+}

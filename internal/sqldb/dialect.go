@@ -1,0 +1,83 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the engine behind a DB. Everything that differs between
+// PostgreSQL and SQLite is in this file.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// sqliteTypes maps the PostgreSQL column types migrations are written with to
+// their SQLite spelling. TIMESTAMP is the declared type the SQLite driver
+// reads back as time.Time; JSONB and BYTEA would otherwise get NUMERIC
+// affinity and mangle a value that looks like a number.
+var sqliteTypes = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`(?i)\bTIMESTAMPTZ\b`), "TIMESTAMP"},
+	{regexp.MustCompile(`(?i)\bJSONB\b`), "TEXT"},
+	{regexp.MustCompile(`(?i)\bBYTEA\b`), "BLOB"},
+}
+
+// translateDDL rewrites a migration written for PostgreSQL into the dialect.
+func (d Dialect) translateDDL(ddl string) string {
+	if d != SQLite {
+		return ddl
+	}
+	for _, t := range sqliteTypes {
+		ddl = t.re.ReplaceAllString(ddl, t.repl)
+	}
+	return ddl
+}
+
+// lockMigrations serialises migrators within a transaction. SQLite needs
+// nothing: its transactions begin with the write lock (_txlock=immediate).
+func (d Dialect) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+	if d != Postgres {
+		return nil
+	}
+	// An arbitrary constant shared by every Patronage process.
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7268326651)`)
+	return err
+}
+
+// readTimesInUTC makes pgx return timestamptz values in UTC, as the SQLite
+// driver does, instead of the process's local zone.
+func readTimesInUTC(_ context.Context, conn *pgx.Conn) error {
+	conn.TypeMap().RegisterType(&pgtype.Type{
+		Name:  "timestamptz",
+		OID:   pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
+	})
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key violation.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		return sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}

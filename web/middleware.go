@@ -1,0 +1,119 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const requestIDHeader = "X-Request-ID"
+
+// A client's request id is kept only when it is short and plain, so it cannot
+// inject anything into logs or headers.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+type ctxKey string
+
+const requestIDKey ctxKey = "request_id"
+
+func requestID(c *gin.Context) string {
+	if v, ok := c.Get(string(requestIDKey)); ok {
+		return v.(string)
+	}
+	return ""
+}
+
+// withRequestID keeps an incoming X-Request-ID or makes one, and echoes it.
+func withRequestID(c *gin.Context) {
+	id := c.GetHeader(requestIDHeader)
+	if !validRequestID.MatchString(id) {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(string(requestIDKey), id)
+	c.Header(requestIDHeader, id)
+	c.Next()
+}
+
+// logRequests writes one line per request. It logs the path without the
+// query string: sign-in links carry their token there.
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.logger.LogAttrs(c.Request.Context(), level, "request",
+		slog.String("request_id", requestID(c)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", routeLabel(c)),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Int("bytes", c.Writer.Size()),
+		slog.String("client_ip", c.ClientIP()),
+	)
+}
+
+// observe records request counts and latencies by route and status.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := routeLabel(c)
+	status := strconv.Itoa(c.Writer.Status())
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, status).Inc()
+	s.metrics.latency.WithLabelValues(c.Request.Method, route, status).Observe(time.Since(start).Seconds())
+}
+
+// routeLabel is the route pattern, never the raw path, so ids in paths do
+// not explode metric cardinality.
+func routeLabel(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// recoverPanics turns a panic into a logged stack and a 500 in the API's
+// error shape; the client never sees the stack.
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			panic(p) // the server's own signal to drop the connection
+		}
+		s.logger.ErrorContext(c.Request.Context(), "panic serving request",
+			"request_id", requestID(c), "route", routeLabel(c),
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		writeError(c, http.StatusInternalServerError, "internal", "Something went wrong on our side. It has been logged; please try again.", nil)
+	}()
+	c.Next()
+}
+
+// limitBody refuses a declared length over the limit at once and caps the
+// rest, so a handler reading the body gets *http.MaxBytesError past it.
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.maxBody {
+		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("The request body is larger than %d bytes.", s.maxBody), nil)
+		return
+	}
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
+	}
+	c.Next()
+}

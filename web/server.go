@@ -1,0 +1,77 @@
+// Package web is Patronage's HTTP face: routes, middleware, the JSON error
+// shape, and handlers that decode a request, call a domain service and
+// encode the answer. No business rule lives here.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
+)
+
+// Deps is everything the HTTP layer needs, built by cmd and passed in.
+type Deps struct {
+	Logger         *slog.Logger
+	DB             *sqldb.DB
+	Redis          *redisx.Redis
+	Registry       *prometheus.Registry
+	MaxBodyBytes   int64
+	MetricsToken   string
+	TrustedProxies []string
+}
+
+// Server holds the routes and what handlers need.
+type Server struct {
+	logger       *slog.Logger
+	db           *sqldb.DB
+	redis        *redisx.Redis
+	registry     *prometheus.Registry
+	metrics      *httpMetrics
+	maxBody      int64
+	metricsToken string
+	engine       *gin.Engine
+}
+
+// New builds the server and its routes.
+func New(d Deps) (*Server, error) {
+	// Gin keeps its mode in a package variable; release mode only stops it
+	// printing its debug banner.
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{
+		logger:       d.Logger,
+		db:           d.DB,
+		redis:        d.Redis,
+		registry:     d.Registry,
+		metrics:      newHTTPMetrics(d.Registry),
+		maxBody:      d.MaxBodyBytes,
+		metricsToken: d.MetricsToken,
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	if err := e.SetTrustedProxies(d.TrustedProxies); err != nil {
+		return nil, err
+	}
+	e.Use(withRequestID, s.logRequests, s.observe, s.recoverPanics, s.limitBody)
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, http.StatusNotFound, "not_found", "There is nothing at this address.", nil)
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "This address does not accept the "+c.Request.Method+" method.", nil)
+	})
+	s.engine = e
+	s.routes()
+	return s, nil
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes lists every registered method and path, for checks against the
+// API description.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }

@@ -1,0 +1,274 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/testenv"
+)
+
+func newTestServer(t *testing.T, mutate ...func(*Deps)) (*Server, *redisx.Redis) {
+	t.Helper()
+	rdb := testenv.EmbeddedRedis(t)
+	d := Deps{
+		Logger:       testenv.Logger(),
+		DB:           testenv.SQLite(t),
+		Redis:        rdb,
+		Registry:     prometheus.NewRegistry(),
+		MaxBodyBytes: 1024,
+	}
+	for _, m := range mutate {
+		m(&d)
+	}
+	s, err := New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rdb
+}
+
+type probe struct {
+	Email string `json:"email"`
+	Count int    `json:"count"`
+}
+
+// withProbeRoutes adds routes that exercise the shared JSON and error
+// machinery the way every API handler uses it.
+func withProbeRoutes(s *Server) {
+	s.engine.POST("/probe", func(c *gin.Context) {
+		var p probe
+		if err := s.decodeJSON(c, &p); err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, p)
+	})
+	s.engine.GET("/probe/panic", func(c *gin.Context) { panic("secret internal detail") })
+	s.engine.GET("/probe/internal", func(c *gin.Context) {
+		s.fail(c, io.ErrUnexpectedEOF)
+	})
+}
+
+func do(h http.Handler, method, path, contentType string, body io.Reader, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func decodeError(t *testing.T, rec *httptest.ResponseRecorder) errorDetail {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type = %q, want application/json", ct)
+	}
+	var body errorBody
+	dec := json.NewDecoder(rec.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		t.Fatalf("body is not the error shape: %v", err)
+	}
+	if body.Error.Code == "" || body.Error.Message == "" {
+		t.Fatalf("error %+v lacks a code or a message", body.Error)
+	}
+	return body.Error
+}
+
+func TestErrorsHaveOneShapeAndTheRightStatus(t *testing.T) {
+	s, _ := newTestServer(t)
+	withProbeRoutes(s)
+	h := s.Handler()
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string
+		body        string
+		status      int
+		code        string
+		fields      map[string]string
+	}{
+		{"unknown route", "GET", "/no/such/page", "", "", 404, "not_found", nil},
+		{"wrong method", "DELETE", "/healthz", "", "", 405, "method_not_allowed", nil},
+		{"malformed JSON", "POST", "/probe", "application/json", `{"email": `, 400, "invalid_json", nil},
+		{"broken JSON syntax", "POST", "/probe", "application/json", `{"email" "x"}`, 400, "invalid_json", nil},
+		{"empty body", "POST", "/probe", "application/json", ``, 400, "invalid_json", nil},
+		{"two JSON values", "POST", "/probe", "application/json", `{} {}`, 400, "invalid_json", nil},
+		{"not an object", "POST", "/probe", "application/json", `[1,2]`, 400, "invalid_json", nil},
+		{"form instead of JSON", "POST", "/probe", "application/x-www-form-urlencoded", `email=a`, 415, "unsupported_media_type", nil},
+		{"no content type", "POST", "/probe", "", `{}`, 415, "unsupported_media_type", nil},
+		{"body over the limit", "POST", "/probe", "application/json", `{"email":"` + strings.Repeat("a", 2000) + `"}`, 413, "body_too_large", nil},
+		{"wrong field type", "POST", "/probe", "application/json", `{"count":"three"}`, 422, "invalid", map[string]string{"count": "must be a whole number"}},
+		{"unknown field", "POST", "/probe", "application/json", `{"emial":"a@b.c"}`, 422, "invalid", map[string]string{"emial": "is not a known field"}},
+		{"panic", "GET", "/probe/panic", "", "", 500, "internal", nil},
+		{"internal error", "GET", "/probe/internal", "", "", 500, "internal", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(h, tt.method, tt.path, tt.contentType, strings.NewReader(tt.body))
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
+			}
+			raw := rec.Body.String()
+			e := decodeError(t, rec)
+			if e.Code != tt.code {
+				t.Errorf("code = %q, want %q", e.Code, tt.code)
+			}
+			for k, v := range tt.fields {
+				if e.Fields[k] != v {
+					t.Errorf("fields[%q] = %q, want %q", k, e.Fields[k], v)
+				}
+			}
+			if tt.fields == nil && e.Fields != nil {
+				t.Errorf("fields = %v, want none outside validation errors", e.Fields)
+			}
+			for _, leak := range []string{"secret internal detail", "goroutine", ".go:", "unexpected EOF", "json:"} {
+				if strings.Contains(raw, leak) {
+					t.Errorf("response leaks %q: %s", leak, raw)
+				}
+			}
+		})
+	}
+}
+
+func TestABodyOverTheLimitWithoutALengthIsRefused(t *testing.T) {
+	s, _ := newTestServer(t)
+	withProbeRoutes(s)
+	// A chunked body has no Content-Length; the limit must bite while reading.
+	req := httptest.NewRequest("POST", "/probe", io.MultiReader(strings.NewReader(`{"email":"`), strings.NewReader(strings.Repeat("a", 5000)), strings.NewReader(`"}`)))
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status = %d, want 413", rec.Code)
+	}
+	if e := decodeError(t, rec); e.Code != "body_too_large" {
+		t.Errorf("code = %q, want body_too_large", e.Code)
+	}
+}
+
+func TestAValidBodyIsDecoded(t *testing.T) {
+	s, _ := newTestServer(t)
+	withProbeRoutes(s)
+	rec := do(s.Handler(), "POST", "/probe", "application/json; charset=utf-8", strings.NewReader(`{"email":"a@example.org","count":3}`))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"count":3`) {
+		t.Fatalf("status %d body %s, want the probe echoed", rec.Code, rec.Body)
+	}
+}
+
+func TestRequestIDIsKeptOrMadeAndEchoed(t *testing.T) {
+	s, _ := newTestServer(t)
+	h := s.Handler()
+	rec := do(h, "GET", "/healthz", "", nil, "X-Request-ID", "edge-42.abc")
+	if got := rec.Header().Get("X-Request-ID"); got != "edge-42.abc" {
+		t.Errorf("incoming id came back as %q", got)
+	}
+	rec = do(h, "GET", "/healthz", "", nil)
+	made := rec.Header().Get("X-Request-ID")
+	if len(made) != 32 {
+		t.Errorf("made id = %q, want 32 hex characters", made)
+	}
+	rec = do(h, "GET", "/healthz", "", nil, "X-Request-ID", "bad\nid with spaces")
+	if got := rec.Header().Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \n") {
+		t.Errorf("an unsafe incoming id was echoed: %q", got)
+	}
+}
+
+func TestReadinessNamesTheDependencyThatIsDown(t *testing.T) {
+	s, rdb := newTestServer(t)
+	h := s.Handler()
+	if rec := do(h, "GET", "/readyz", "", nil); rec.Code != 200 {
+		t.Fatalf("readyz with everything up = %d %s", rec.Code, rec.Body)
+	}
+	rdb.Close() // stops the embedded Redis
+	rec := do(h, "GET", "/readyz", "", nil)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with Redis down = %d, want 503", rec.Code)
+	}
+	var r readiness
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Checks["redis"] == "ok" || r.Checks["database"] != "ok" {
+		t.Errorf("checks = %v, want redis down and database ok", r.Checks)
+	}
+	if r.Error == nil || !strings.Contains(r.Error.Message, "redis") {
+		t.Errorf("error = %+v, want a message naming redis", r.Error)
+	}
+	if rec := do(h, "GET", "/healthz", "", nil); rec.Code != 200 {
+		t.Errorf("healthz must not depend on Redis; got %d", rec.Code)
+	}
+}
+
+func TestReadinessReportsTheDatabaseDown(t *testing.T) {
+	s, _ := newTestServer(t)
+	s.db.Close()
+	rec := do(s.Handler(), "GET", "/readyz", "", nil)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"database":"down"`) {
+		t.Fatalf("readyz with the database closed = %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
+	s, _ := newTestServer(t)
+	h := s.Handler()
+	do(h, "GET", "/healthz", "", nil)
+	do(h, "GET", "/no/such/thing/123", "", nil)
+	rec := do(h, "GET", "/metrics", "", nil)
+	if rec.Code != 200 {
+		t.Fatalf("metrics = %d", rec.Code)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		`patronage_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
+		`patronage_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`patronage_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="0.005"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/thing/123") {
+		t.Error("an unmatched raw path became a metric label")
+	}
+}
+
+func TestMetricsTokenGuardsMetrics(t *testing.T) {
+	s, _ := newTestServer(t, func(d *Deps) { d.MetricsToken = "s3cret" })
+	h := s.Handler()
+	if rec := do(h, "GET", "/metrics", "", nil); rec.Code != http.StatusUnauthorized {
+		t.Errorf("metrics without the token = %d, want 401", rec.Code)
+	}
+	if rec := do(h, "GET", "/metrics", "", nil, "Authorization", "Bearer wrong"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("metrics with a wrong token = %d, want 401", rec.Code)
+	}
+	if rec := do(h, "GET", "/metrics", "", nil, "Authorization", "Bearer s3cret"); rec.Code != 200 {
+		t.Errorf("metrics with the token = %d, want 200", rec.Code)
+	}
+}
+
+func TestPanicsAreLoggedWithTheirStack(t *testing.T) {
+	var logs bytes.Buffer
+	s, _ := newTestServer(t, func(d *Deps) { d.Logger = testLogger(&logs) })
+	withProbeRoutes(s)
+	do(s.Handler(), "GET", "/probe/panic", "", nil, "X-Request-ID", "req-panic")
+	out := logs.String()
+	if !strings.Contains(out, "secret internal detail") || !strings.Contains(out, "goroutine") || !strings.Contains(out, "req-panic") {
+		t.Errorf("panic log lacks the value, the stack or the request id: %s", out)
+	}
+}
