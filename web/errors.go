@@ -38,6 +38,7 @@ type errorDetail struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // fail answers with err in the API's error shape. Internal errors are
@@ -56,7 +57,14 @@ func (s *Server) fail(c *gin.Context, err error) {
 			e = &errs.Error{Code: string(errs.Internal), Message: "Something went wrong on our side. It has been logged; please try again."}
 		}
 	}
-	writeError(c, status, e.Code, e.Message, e.Fields)
+	c.Abort()
+	if c.Writer.Written() {
+		return
+	}
+	if e.Kind == errs.RateLimited && e.Details["retry_after"] != "" {
+		c.Header("Retry-After", e.Details["retry_after"])
+	}
+	c.JSON(status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields, Details: e.Details}})
 }
 
 func writeError(c *gin.Context, status int, code, message string, fields map[string]string) {

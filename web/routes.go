@@ -1,7 +1,12 @@
 package web
 
-// routes is the table of contents of Patronage's HTTP API: every route is
-// registered here and nowhere else.
+import (
+	"io/fs"
+	"net/http"
+)
+
+// routes is the table of contents of Patronage's HTTP API and pages: every
+// route is registered here and nowhere else.
 func (s *Server) routes() {
 	e := s.engine
 
@@ -9,7 +14,28 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)
-
-	// The API's own description.
 	e.GET("/api/v1/openapi.yaml", s.openAPI)
+
+	// Pages a reader sees.
+	static, _ := fs.Sub(staticFiles, "static")
+	e.StaticFS("/static", http.FS(static))
+	e.GET("/signin", s.signInPage)
+	e.POST("/signin", s.signInForm)
+	e.POST("/signout", s.signOutForm)
+	e.GET("/account", s.accountPage)
+	e.GET("/auth/verify", s.verifySignIn)
+
+	// Reader API.
+	api := e.Group("/api/v1")
+	api.POST("/members", s.signUp)
+	api.POST("/auth/magic-link", s.requestMagicLink)
+	api.POST("/auth/logout", s.logout)
+	api.GET("/me", s.me)
+
+	// Staff API: an API token or a staff session.
+	staff := api.Group("/staff", s.requireStaff)
+	staff.POST("/members", s.staffCreateMember)
+	staff.GET("/members", s.staffFindMembers)
+	staff.GET("/members/:id", s.staffGetMember)
+	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
 }

@@ -4,14 +4,19 @@
 package web
 
 import (
+	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/members"
 )
 
 // Deps is everything the HTTP layer needs, built by cmd and passed in.
@@ -20,12 +25,30 @@ type Deps struct {
 	DB             *sqldb.DB
 	Redis          *redisx.Redis
 	Registry       *prometheus.Registry
+	Members        *members.Service
+	Access         AccessSource // nil until billing is wired: nobody has access
+	Limiter        *ratelimit.Limiter
+	BaseURL        *url.URL
+	Newsroom       string
+	CustomCSSURL   string
 	MaxBodyBytes   int64
 	MetricsToken   string
 	TrustedProxies []string
+
+	SignInPerEmailPerHour int
+	SignInPerIPPerHour    int
+}
+
+type limits struct {
+	signInPerEmail ratelimit.Rule
+	signInPerIP    ratelimit.Rule
 }
 
 // Server holds the routes and what handlers need.
+//
+// Handlers pass c.Request.Context(), never the *gin.Context itself, to
+// services: Gin recycles its Context after the handler returns, while
+// database/sql may still watch the context it was given.
 type Server struct {
 	logger       *slog.Logger
 	db           *sqldb.DB
@@ -35,6 +58,16 @@ type Server struct {
 	maxBody      int64
 	metricsToken string
 	engine       *gin.Engine
+
+	members       *members.Service
+	access        AccessSource
+	limiter       *ratelimit.Limiter
+	limits        limits
+	origin        string
+	secureCookies bool
+	newsroom      string
+	customCSS     string
+	pages         map[string]*template.Template
 }
 
 // New builds the server and its routes.
@@ -50,14 +83,30 @@ func New(d Deps) (*Server, error) {
 		metrics:      newHTTPMetrics(d.Registry),
 		maxBody:      d.MaxBodyBytes,
 		metricsToken: d.MetricsToken,
+		members:      d.Members,
+		access:       d.Access,
+		limiter:      d.Limiter,
+		limits: limits{
+			signInPerEmail: ratelimit.PerHour("signin-email", d.SignInPerEmailPerHour),
+			signInPerIP:    ratelimit.PerHour("signin-ip", d.SignInPerIPPerHour),
+		},
+		origin:        d.BaseURL.Scheme + "://" + d.BaseURL.Host,
+		secureCookies: d.BaseURL.Scheme == "https",
+		newsroom:      d.Newsroom,
+		customCSS:     d.CustomCSSURL,
 	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, fmt.Errorf("parse page templates: %w", err)
+	}
+	s.pages = pages
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	if err := e.SetTrustedProxies(d.TrustedProxies); err != nil {
 		return nil, err
 	}
-	e.Use(withRequestID, s.logRequests, s.observe, s.recoverPanics, s.limitBody)
+	e.Use(withRequestID, s.logRequests, s.observe, s.recoverPanics, securityHeaders, s.limitBody, s.checkOrigin)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "not_found", "There is nothing at this address.", nil)
 	})

@@ -2,29 +2,65 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
 )
 
 func newTestServer(t *testing.T, mutate ...func(*Deps)) (*Server, *redisx.Redis) {
 	t.Helper()
+	ts := newFullTestServer(t, mutate...)
+	return ts.Server, ts.redis
+}
+
+type testServer struct {
+	*Server
+	redis  *redisx.Redis
+	outbox *outbox
+}
+
+func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
+	t.Helper()
 	rdb := testenv.EmbeddedRedis(t)
+	db := testenv.SQLite(t)
+	if _, err := db.Migrate(context.Background(), sqldb.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("http://patrons.test")
+	templates, err := mail.NewTemplates("The Test Times")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := newOutbox()
+	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
 	d := Deps{
-		Logger:       testenv.Logger(),
-		DB:           testenv.SQLite(t),
-		Redis:        rdb,
-		Registry:     prometheus.NewRegistry(),
-		MaxBodyBytes: 1024,
+		Logger:                testenv.Logger(),
+		DB:                    db,
+		Redis:                 rdb,
+		Registry:              prometheus.NewRegistry(),
+		Members:               svc,
+		Limiter:               ratelimit.New(rdb),
+		BaseURL:               base,
+		Newsroom:              "The Test Times",
+		MaxBodyBytes:          1024,
+		SignInPerEmailPerHour: 5,
+		SignInPerIPPerHour:    100,
 	}
 	for _, m := range mutate {
 		m(&d)
@@ -33,7 +69,43 @@ func newTestServer(t *testing.T, mutate ...func(*Deps)) (*Server, *redisx.Redis)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, rdb
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	return testServer{Server: s, redis: rdb, outbox: box}
+}
+
+// outbox is a mail.Sender that hands each message to the test.
+type outbox struct {
+	messages chan mail.Message
+}
+
+func newOutbox() *outbox { return &outbox{messages: make(chan mail.Message, 100)} }
+
+func (o *outbox) Send(_ context.Context, m mail.Message) error {
+	o.messages <- m
+	return nil
+}
+
+// next waits for the next message sent.
+func (o *outbox) next(t *testing.T) mail.Message {
+	t.Helper()
+	select {
+	case m := <-o.messages:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no mail was sent within 10s")
+		return mail.Message{}
+	}
+}
+
+// none checks nothing is waiting. Sends happen off the request path, so
+// callers first send a marker mail through the same service and wait for it.
+func (o *outbox) none(t *testing.T) {
+	t.Helper()
+	select {
+	case m := <-o.messages:
+		t.Fatalf("unexpected mail to %s: %s", m.To, m.Subject)
+	default:
+	}
 }
 
 type probe struct {

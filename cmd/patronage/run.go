@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/patronage/patronage/internal/config"
+	"github.com/patronage/patronage/internal/errs"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; without it
@@ -30,6 +31,9 @@ Commands:
   serve            run the HTTP server (the default when no command is given)
   migrate          apply pending database migrations
   migrate status   list migrations and whether each is applied
+  admin create     create or promote a staff account; prints a sign-in link and an API token
+  admin revoke-token
+                   revoke a staff API token
   version          print the version
   help             print this help
 
@@ -56,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, getenv, stdout)
 	case "version":
 		if err := parseFlags("version", "Print the version of this binary.", rest, stdout); err != nil {
 			return err
@@ -120,6 +126,7 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 // 0 for success or help, 2 for bad configuration or usage, 1 otherwise.
 func exitCode(err error, stderr io.Writer) int {
 	var ue *usageError
+	var ee *errs.Error
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
@@ -129,6 +136,15 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "patronage: %s\n", err)
 		return 2
+	case errors.As(err, &ee) && ee.Kind != errs.Internal:
+		fmt.Fprintf(stderr, "patronage: %s\n", ee.Message)
+		for field, problem := range ee.Fields {
+			fmt.Fprintf(stderr, "  %s: %s\n", field, problem)
+		}
+		if ee.Kind == errs.Invalid || ee.Kind == errs.NotFound {
+			return 2
+		}
+		return 1
 	default:
 		fmt.Fprintf(stderr, "patronage: %s\n", err)
 		return 1

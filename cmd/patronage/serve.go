@@ -14,8 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/patronage/patronage/internal/config"
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/web"
 )
 
@@ -30,6 +33,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ctx, stop := notifyShutdown(ctx)
 	defer stop()
 	logger := newLogger(stderr, cfg.LogLevel)
+	if cfg.SMTPURL == "" {
+		logger.Warn("SMTP_URL is not set: mail is written to this log instead of sent, sign-in links included; set SMTP_URL in production")
+	}
 
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
@@ -42,6 +48,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer rdb.Close()
+	unshare, err := rdb.ShareWith(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unshare()
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
@@ -51,19 +62,48 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rdb.Collector(),
 	)
 
+	memberService, err := newMembers(cfg, db, rdb, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		memberService.Close(ctx)
+	}()
+
 	srv, err := web.New(web.Deps{
-		Logger:         logger,
-		DB:             db,
-		Redis:          rdb,
-		Registry:       registry,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		MetricsToken:   cfg.MetricsToken,
-		TrustedProxies: cfg.TrustedProxies,
+		Logger:                logger,
+		DB:                    db,
+		Redis:                 rdb,
+		Registry:              registry,
+		Members:               memberService,
+		Limiter:               ratelimit.New(rdb),
+		BaseURL:               cfg.BaseURL,
+		Newsroom:              cfg.NewsroomName,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		MetricsToken:          cfg.MetricsToken,
+		TrustedProxies:        cfg.TrustedProxies,
+		SignInPerEmailPerHour: cfg.SignInPerEmailPerHour,
+		SignInPerIPPerHour:    cfg.SignInPerIPPerHour,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP server: %w", err)
 	}
 	return serveHTTP(ctx, cfg, logger, srv.Handler())
+}
+
+// newMembers builds the members service with its mailer.
+func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog.Logger) (*members.Service, error) {
+	mailer, err := mail.New(cfg.SMTPURL, cfg.MailFrom, logger)
+	if err != nil {
+		return nil, fmt.Errorf("mail: %w", err)
+	}
+	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	if err != nil {
+		return nil, fmt.Errorf("mail templates: %w", err)
+	}
+	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger}), nil
 }
 
 // openDatabase opens the database and brings its schema to this binary's

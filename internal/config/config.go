@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/patronage/patronage/internal/mail"
 )
 
 // Config is every setting Patronage reads. .env.example lists each variable
@@ -40,6 +43,13 @@ type Config struct {
 	WriteTimeout      time.Duration // HTTP_WRITE_TIMEOUT
 	IdleTimeout       time.Duration // HTTP_IDLE_TIMEOUT
 	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT
+
+	NewsroomName string // NEWSROOM_NAME: shown in pages and mail
+	SMTPURL      string // SMTP_URL: smtp:// (STARTTLS when offered) or smtps://; empty logs mail instead
+	MailFrom     string // MAIL_FROM
+
+	SignInPerEmailPerHour int // RATE_LIMIT_SIGNIN_PER_EMAIL
+	SignInPerIPPerHour    int // RATE_LIMIT_SIGNIN_PER_IP
 
 	LogLevel     slog.Level // LOG_LEVEL
 	MetricsToken string     // METRICS_TOKEN: when set, /metrics wants "Authorization: Bearer <token>"
@@ -123,24 +133,29 @@ func unwrapPathError(err error) error {
 func Load(env Lookup) (Config, error) {
 	p := parser{env: env}
 	c := Config{
-		EnvFile:           p.str("ENV_FILE", ".env"),
-		BaseURL:           p.baseURL("BASE_URL", "http://localhost:8080"),
-		HTTPAddr:          p.addr("HTTP_ADDR", ":8080"),
-		TrustedProxies:    p.list("TRUSTED_PROXIES"),
-		DatabaseURL:       p.databaseURL("DATABASE_URL"),
-		DataDir:           p.str("DATA_DIR", "./data"),
-		DBMaxOpenConns:    p.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
-		MigrateOnStart:    p.boolean("MIGRATE_ON_START", true),
-		RedisURL:          p.redisURL("REDIS_URL"),
-		RedisKeyPrefix:    p.str("REDIS_KEY_PREFIX", "patronage:"),
-		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 1<<30)),
-		ReadHeaderTimeout: p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
-		ReadTimeout:       p.duration("HTTP_READ_TIMEOUT", 30*time.Second),
-		WriteTimeout:      p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
-		IdleTimeout:       p.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
-		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
-		LogLevel:          p.logLevel("LOG_LEVEL", slog.LevelInfo),
-		MetricsToken:      p.str("METRICS_TOKEN", ""),
+		EnvFile:               p.str("ENV_FILE", ".env"),
+		BaseURL:               p.baseURL("BASE_URL", "http://localhost:8080"),
+		HTTPAddr:              p.addr("HTTP_ADDR", ":8080"),
+		TrustedProxies:        p.list("TRUSTED_PROXIES"),
+		DatabaseURL:           p.databaseURL("DATABASE_URL"),
+		DataDir:               p.str("DATA_DIR", "./data"),
+		DBMaxOpenConns:        p.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
+		MigrateOnStart:        p.boolean("MIGRATE_ON_START", true),
+		RedisURL:              p.redisURL("REDIS_URL"),
+		RedisKeyPrefix:        p.str("REDIS_KEY_PREFIX", "patronage:"),
+		MaxBodyBytes:          int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 1<<30)),
+		ReadHeaderTimeout:     p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+		ReadTimeout:           p.duration("HTTP_READ_TIMEOUT", 30*time.Second),
+		WriteTimeout:          p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
+		IdleTimeout:           p.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
+		ShutdownTimeout:       p.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		NewsroomName:          p.str("NEWSROOM_NAME", "Patronage"),
+		SMTPURL:               p.smtpURL("SMTP_URL"),
+		MailFrom:              p.mailFrom("MAIL_FROM", "Patronage <patronage@localhost>"),
+		SignInPerEmailPerHour: p.integer("RATE_LIMIT_SIGNIN_PER_EMAIL", 5, 1, 10000),
+		SignInPerIPPerHour:    p.integer("RATE_LIMIT_SIGNIN_PER_IP", 30, 1, 100000),
+		LogLevel:              p.logLevel("LOG_LEVEL", slog.LevelInfo),
+		MetricsToken:          p.str("METRICS_TOKEN", ""),
 	}
 	for _, proxy := range c.TrustedProxies {
 		if net.ParseIP(proxy) == nil {
@@ -278,6 +293,26 @@ func (p *parser) databaseURL(name string) string {
 		if _, err := url.Parse(v); err != nil {
 			p.fail(name, "not a valid URL (want postgres://user:password@host:5432/dbname)")
 		}
+	}
+	return v
+}
+
+func (p *parser) smtpURL(name string) string {
+	v, ok := p.env(name)
+	if !ok {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	if err := mail.ParseSMTPURL(v); err != nil {
+		p.fail(name, "%s", strings.TrimPrefix(err.Error(), "parse SMTP_URL: "))
+	}
+	return v
+}
+
+func (p *parser) mailFrom(name, def string) string {
+	v := p.str(name, def)
+	if _, err := netmail.ParseAddress(v); err != nil {
+		p.fail(name, "%q is not an email address (want e.g. Newsroom <patrons@example.org>)", v)
 	}
 	return v
 }

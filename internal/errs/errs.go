@@ -34,7 +34,8 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  map[string]string
-	Err     error // the cause, logged for internal errors, never shown to clients
+	Details map[string]string // extra facts a client can act on, e.g. the existing record's id
+	Err     error             // the cause, logged for internal errors, never shown to clients
 }
 
 func (e *Error) Error() string {

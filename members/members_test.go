@@ -1,0 +1,245 @@
+package members_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
+)
+
+type discardMail struct{}
+
+func (discardMail) Send(context.Context, mail.Message) error { return nil }
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// eachBackend runs fn with a service on every database and Redis available.
+func eachBackend(t *testing.T, fn func(t *testing.T, s *members.Service, c *clock)) {
+	testenv.EachRedis(t, func(t *testing.T, r *redisx.Redis) {
+		testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+			c := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+			templates, err := mail.NewTemplates("The Test Times")
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, _ := url.Parse("https://patrons.test")
+			s := members.NewService(members.Deps{DB: db, Redis: r, Mailer: discardMail{}, Templates: templates, BaseURL: base,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now})
+			t.Cleanup(func() { s.Close(context.Background()) })
+			fn(t, s, c)
+		})
+	})
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Reader@Example.org", "reader@example.org"},
+		{"  a.b+tag@sub.example.co.uk ", "a.b+tag@sub.example.co.uk"},
+		{"no-at-sign", ""},
+		{"two@@example.org", ""},
+		{"Name <a@example.org>", ""},
+		{"a@localhost", ""},
+		{"a@example.", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := members.NormalizeEmail(tt.in)
+		if tt.want == "" {
+			if err == nil || !errs.Is(err, errs.Invalid) {
+				t.Errorf("NormalizeEmail(%q) = %q, %v; want an invalid error", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestSessionsSlideUntilTheAbsoluteLimit(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		m, err := s.CreateMember(ctx, members.CommandLine, "reader@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := s.StartSession(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Used every 20 days, the session lives on — until 90 days from its start.
+		for day := 20; day < 90; day += 20 {
+			c.Advance(20 * 24 * time.Hour)
+			got, err := s.MemberForSession(ctx, id)
+			if err != nil || got.ID != m.ID {
+				t.Fatalf("day %d: session = %v, %v; want it alive", day, got.ID, err)
+			}
+		}
+		c.Advance(11 * 24 * time.Hour) // day 91
+		if _, err := s.MemberForSession(ctx, id); !errs.Is(err, errs.Unauthenticated) {
+			t.Errorf("after 90 days the session answered %v, want unauthenticated", err)
+		}
+	})
+}
+
+func TestSessionsExpireWhenIdle(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	r := testenv.EmbeddedRedis(t)
+	db := testenv.SQLite(t)
+	if _, err := db.Migrate(context.Background(), sqldb.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	templates, _ := mail.NewTemplates("T")
+	base, _ := url.Parse("https://patrons.test")
+	s := members.NewService(members.Deps{DB: db, Redis: r, Mailer: discardMail{}, Templates: templates, BaseURL: base, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now})
+	ctx := context.Background()
+	m, _ := s.CreateMember(ctx, members.CommandLine, "reader@example.org", "")
+	id, _ := s.StartSession(ctx, m.ID)
+
+	keys := r.Client.Keys(ctx, r.Prefix+"session:*").Val()
+	if len(keys) != 1 {
+		t.Fatalf("session keys = %v", keys)
+	}
+	if got := r.Client.PTTL(ctx, keys[0]).Val(); got <= 29*24*time.Hour || got > members.SessionIdleTimeout {
+		t.Errorf("a new session expires in %v, want the 30-day idle timeout", got)
+	}
+	// The embedded Redis can move its own clock: 31 idle days pass.
+	fastForward(t, r, 31*24*time.Hour)
+	if _, err := s.MemberForSession(ctx, id); !errs.Is(err, errs.Unauthenticated) {
+		t.Errorf("after 31 idle days the session answered %v, want unauthenticated", err)
+	}
+}
+
+func TestASignInTokenWorksOnceEvenUnderRace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		m, err := s.CreateMember(ctx, members.CommandLine, "reader@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		link, err := s.SignInLink(ctx, m.ID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(link)
+		token := u.Query().Get("token")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if got, err := s.ConsumeSignInToken(ctx, token); err == nil && got.ID == m.ID {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Errorf("10 concurrent redemptions succeeded %d times, want 1", wins)
+		}
+	})
+}
+
+func TestConcurrentSignUpsMakeOneAccount(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				email := "Reader@example.org"
+				if i%2 == 0 {
+					email = "reader@EXAMPLE.org"
+				}
+				if err := s.SignUp(ctx, email, "", ""); err != nil {
+					t.Errorf("SignUp: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if _, err := s.FindMemberByEmail(ctx, "READER@example.org"); err != nil {
+			t.Errorf("no member after concurrent sign-ups: %v", err)
+		}
+	})
+}
+
+func TestEnsureStaffPromotesButNeverDemotes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		reader, err := s.CreateMember(ctx, members.CommandLine, "editor@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, created, err := s.EnsureStaff(ctx, members.CommandLine, "Editor@example.org", "", members.RoleAdmin)
+		if err != nil || created || m.ID != reader.ID || m.Role != members.RoleAdmin {
+			t.Fatalf("promote = %+v created=%v err=%v", m, created, err)
+		}
+		m, _, err = s.EnsureStaff(ctx, members.CommandLine, "editor@example.org", "", members.RoleStaff)
+		if err != nil || m.Role != members.RoleAdmin {
+			t.Errorf("asking for staff demoted an admin: %+v %v", m, err)
+		}
+		if _, _, err := s.EnsureStaff(ctx, members.CommandLine, "x@example.org", "", members.RolePatron); !errs.Is(err, errs.Invalid) {
+			t.Errorf("EnsureStaff with role patron = %v, want invalid", err)
+		}
+	})
+}
+
+func TestAPITokensAreStoredHashedAndCanBeRevoked(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		staff, _, _ := s.EnsureStaff(ctx, members.CommandLine, "desk@example.org", "", members.RoleStaff)
+		token, info, err := s.CreateAPIToken(ctx, members.CommandLine, staff.ID, "newsletter sync")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(token) < len(members.APITokenPrefix)+40 || token[:4] != "pat_" {
+			t.Errorf("token %q lacks the prefix or 256 bits", token)
+		}
+		if got, err := s.MemberForAPIToken(ctx, token); err != nil || got.ID != staff.ID {
+			t.Errorf("token resolves to %v, %v", got.ID, err)
+		}
+		if _, err := s.RevokeAPIToken(ctx, members.CommandLine, info.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.MemberForAPIToken(ctx, token); !errs.Is(err, errs.Unauthenticated) {
+			t.Errorf("revoked token = %v, want unauthenticated", err)
+		}
+		reader, err := s.CreateMember(ctx, members.CommandLine, "reader@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.CreateAPIToken(ctx, members.CommandLine, reader.ID, ""); !errs.Is(err, errs.Forbidden) {
+			t.Errorf("a token for a reader = %v, want forbidden", err)
+		}
+	})
+}

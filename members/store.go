@@ -1,0 +1,135 @@
+package members
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/ids"
+	"github.com/patronage/patronage/internal/sqldb"
+)
+
+// querier is what the store helpers need: a *sql.Tx or the *sqldb.DB.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const memberColumns = `id, email, name, role, stripe_customer_id, created_at, updated_at`
+
+func scanMember(row interface{ Scan(...any) error }) (Member, error) {
+	var m Member
+	var name, customer sql.NullString
+	var role string
+	if err := row.Scan(&m.ID, &m.Email, &name, &role, &customer, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		return Member{}, err
+	}
+	m.Name, m.StripeCustomerID, m.Role = name.String, customer.String, Role(role)
+	return m, nil
+}
+
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func insertMember(ctx context.Context, q querier, m Member) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO members (`+memberColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		m.ID, m.Email, nullable(m.Name), string(m.Role), nullable(m.StripeCustomerID), m.CreatedAt, m.UpdatedAt)
+	if sqldb.IsUniqueViolation(err) {
+		return errEmailTaken(ctx, q, m.Email)
+	}
+	if err != nil {
+		return fmt.Errorf("insert member: %w", err)
+	}
+	return nil
+}
+
+func errEmailTaken(ctx context.Context, q querier, email string) error {
+	e := errs.WithCode(errs.Conflict, "email_taken", "A member with this email already exists.")
+	if existing, err := findMemberByEmail(ctx, q, email); err == nil {
+		e.Details = map[string]string{"existing_id": existing.ID}
+	}
+	return e
+}
+
+func findMemberByEmail(ctx context.Context, q querier, email string) (Member, error) {
+	m, err := scanMember(q.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM members WHERE email = $1`, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Member{}, errMemberNotFound
+	}
+	if err != nil {
+		return Member{}, fmt.Errorf("find member by email: %w", err)
+	}
+	return m, nil
+}
+
+func findMemberByID(ctx context.Context, q querier, id string) (Member, error) {
+	m, err := scanMember(q.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM members WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Member{}, errMemberNotFound
+	}
+	if err != nil {
+		return Member{}, fmt.Errorf("find member: %w", err)
+	}
+	return m, nil
+}
+
+func updateMemberRole(ctx context.Context, q querier, id string, role Role, now time.Time) error {
+	_, err := q.ExecContext(ctx, `UPDATE members SET role = $1, updated_at = $2 WHERE id = $3`, string(role), now, id)
+	if err != nil {
+		return fmt.Errorf("update member role: %w", err)
+	}
+	return nil
+}
+
+var errMemberNotFound = errs.WithCode(errs.NotFound, "member_not_found", "No member has this id or email.")
+
+// APIToken describes a staff API token without its secret.
+type APIToken struct {
+	ID         string
+	MemberID   string
+	Name       string
+	Hint       string // the first characters, to recognise it in a list
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
+func insertAPIToken(ctx context.Context, q querier, t APIToken, hash string) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO api_tokens (id, member_id, name, token_hash, hint, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.MemberID, t.Name, hash, t.Hint, t.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert API token: %w", err)
+	}
+	return nil
+}
+
+// AuditEntry is one staff write.
+type AuditEntry struct {
+	ID          string
+	ActorID     string // empty for the command line
+	ActorLabel  string // who, for people: an email, or "command line"
+	Action      string // e.g. "member.create"
+	SubjectType string
+	SubjectID   string
+	Before      string // JSON, or empty
+	After       string // JSON, or empty
+	CreatedAt   time.Time
+}
+
+// RecordAudit writes an audit entry inside the caller's transaction, so the
+// entry exists exactly when the change does.
+func RecordAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
+	if e.ID == "" {
+		e.ID = ids.New("aud")
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (id, actor_id, actor_label, action, subject_type, subject_id, before_json, after_json, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.ID, nullable(e.ActorID), e.ActorLabel, e.Action, e.SubjectType, e.SubjectID, nullable(e.Before), nullable(e.After), e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("record audit entry: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/members"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// pageData is what every page template receives.
+type pageData struct {
+	Title    string
+	Newsroom string
+	CSSURL   string // the newsroom's own stylesheet, if any
+	Member   *members.Member
+	Access   members.Access
+	Email    string
+	Next     string
+	Message  string
+	Error    string
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "templates/")
+		if base == "layout.html" {
+			continue
+		}
+		t, err := template.ParseFS(templateFiles, "templates/layout.html", name)
+		if err != nil {
+			return nil, err
+		}
+		pages[base] = t
+	}
+	return pages, nil
+}
+
+func (s *Server) renderPage(c *gin.Context, status int, name string, data pageData) {
+	data.Newsroom = s.newsroom
+	data.CSSURL = s.customCSS
+	var buf bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.logger.ErrorContext(c.Request.Context(), "render page", "page", name, "err", err)
+		c.String(http.StatusInternalServerError, "Something went wrong on our side.")
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// failPage shows an error to a person in a page rather than JSON.
+func (s *Server) failPage(c *gin.Context, err error) {
+	e := errs.From(err)
+	status := statusOf[e.Kind]
+	if status == 0 || status >= 500 {
+		s.logger.ErrorContext(c.Request.Context(), "page failed", "request_id", requestID(c), "route", c.FullPath(), "err", err)
+	}
+	msg := e.Message
+	if e.Kind == errs.Internal {
+		status, msg = http.StatusInternalServerError, "Something went wrong on our side. Please try again."
+	}
+	for field, problem := range e.Fields {
+		msg = "The " + field + " " + problem + "."
+	}
+	s.renderPage(c, status, "message.html", pageData{Title: "Sorry", Error: msg})
+}
+
+func (s *Server) signInPage(c *gin.Context) {
+	s.renderPage(c, http.StatusOK, "signin.html", pageData{Title: "Sign in", Next: members.SafeNext(c.Query("next"))})
+}
+
+// signInForm handles the sign-in page's two forms without JavaScript:
+// a sign-in link for an existing reader, or a new account.
+func (s *Server) signInForm(c *gin.Context) {
+	email, name, next := c.PostForm("email"), c.PostForm("name"), members.SafeNext(c.PostForm("next"))
+	err := s.limitSignIn(c, email)
+	if err == nil {
+		if c.PostForm("create") != "" {
+			err = s.members.SignUp(c.Request.Context(), email, name, next)
+		} else {
+			err = s.members.RequestSignInLink(c.Request.Context(), email, next)
+		}
+	}
+	if errs.Is(err, errs.Invalid) || errs.Is(err, errs.RateLimited) {
+		e := errs.From(err)
+		msg := e.Message
+		if p, ok := e.Fields["email"]; ok {
+			msg = "The email address " + p + "."
+		}
+		s.renderPage(c, statusOf[e.Kind], "signin.html", pageData{Title: "Sign in", Email: email, Next: next, Error: msg})
+		return
+	}
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "check_email.html", pageData{Title: "Check your email", Email: strings.TrimSpace(email)})
+}
+
+func (s *Server) accountPage(c *gin.Context) {
+	m, err := s.currentMember(c)
+	if errs.Is(err, errs.Unauthenticated) {
+		c.Redirect(http.StatusSeeOther, "/signin?next=/account")
+		return
+	}
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	access, err := s.accessOf(c, m.ID)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "account.html", pageData{Title: "Your account", Member: &m, Access: access})
+}
+
+// signOutForm ends the session from the account page, without JavaScript.
+func (s *Server) signOutForm(c *gin.Context) {
+	if id, err := c.Cookie(SessionCookie); err == nil {
+		if err := s.members.EndSession(c.Request.Context(), id); err != nil {
+			s.failPage(c, err)
+			return
+		}
+	}
+	s.setSessionCookie(c, "", -1)
+	c.Redirect(http.StatusSeeOther, "/signin")
+}
+
+// securityHeaders keeps pages from being framed, sniffed or leaking URLs
+// (sign-in links carry tokens) to other sites.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' https:; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com https://billing.stripe.com; base-uri 'none'; object-src 'none'")
+	c.Next()
+}
