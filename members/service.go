@@ -387,3 +387,43 @@ func auditJSON(v any) string {
 	}
 	return string(b)
 }
+
+// LinkStripeCustomer records a member's Stripe customer id, once: if the
+// member already has one (a concurrent checkout got there first), that one
+// is returned and kept, so a member never has two.
+func (s *Service) LinkStripeCustomer(ctx context.Context, memberID, customerID string) (string, error) {
+	var linked string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET stripe_customer_id = $1, updated_at = $2 WHERE id = $3 AND stripe_customer_id IS NULL`,
+			customerID, s.now(), memberID); err != nil {
+			return fmt.Errorf("link Stripe customer: %w", err)
+		}
+		m, err := findMemberByID(ctx, tx, memberID)
+		if err != nil {
+			return err
+		}
+		linked = m.StripeCustomerID
+		return nil
+	})
+	return linked, err
+}
+
+// FindOrCreateMember returns the member with email, creating a patron
+// account when there is none (a reader who pays before signing in).
+func (s *Service) FindOrCreateMember(ctx context.Context, email string) (Member, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return Member{}, err
+	}
+	m, err := findMemberByEmail(ctx, s.db, email)
+	if !errs.Is(err, errs.NotFound) {
+		return m, err
+	}
+	now := s.now()
+	m = Member{ID: ids.New("mem"), Email: email, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
+	err = insertMember(ctx, s.db, m)
+	if errs.Is(err, errs.Conflict) {
+		return findMemberByEmail(ctx, s.db, email)
+	}
+	return m, err
+}

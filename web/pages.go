@@ -28,6 +28,7 @@ type pageData struct {
 	Member   *members.Member
 	Access   members.Access
 	Email    string
+	Join     *joinData
 	Next     string
 	Message  string
 	Error    string
@@ -115,14 +116,24 @@ func (s *Server) signInForm(c *gin.Context) {
 	s.renderPage(c, http.StatusOK, "check_email.html", pageData{Title: "Check your email", Email: strings.TrimSpace(email)})
 }
 
-func (s *Server) accountPage(c *gin.Context) {
+// pageMember is the signed-in member for a page; otherwise it has already
+// sent the reader to sign in (or shown the error) and reports false.
+func (s *Server) pageMember(c *gin.Context) (members.Member, bool) {
 	m, err := s.currentMember(c)
 	if errs.Is(err, errs.Unauthenticated) {
 		c.Redirect(http.StatusSeeOther, "/signin?next=/account")
-		return
+		return m, false
 	}
 	if err != nil {
 		s.failPage(c, err)
+		return m, false
+	}
+	return m, true
+}
+
+func (s *Server) accountPage(c *gin.Context) {
+	m, ok := s.pageMember(c)
+	if !ok {
 		return
 	}
 	access, err := s.accessOf(c, m.ID)

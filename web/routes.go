@@ -3,6 +3,8 @@ package web
 import (
 	"io/fs"
 	"net/http"
+
+	"github.com/gin-gonic/gin"
 )
 
 // routes is the table of contents of Patronage's HTTP API and pages: every
@@ -24,6 +26,14 @@ func (s *Server) routes() {
 	e.POST("/signout", s.signOutForm)
 	e.GET("/account", s.accountPage)
 	e.GET("/auth/verify", s.verifySignIn)
+	e.GET("/join", s.joinPage)
+	e.POST("/join/subscribe", s.joinSubscribe)
+	e.POST("/join/gift", s.joinGift)
+	e.GET("/checkout/success", s.checkoutSuccessPage)
+	e.GET("/checkout/cancel", s.checkoutCancelPage)
+	e.POST("/account/billing", s.accountBilling)
+	e.GET("/custom.css", s.customCSSFile)
+	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 
 	// Reader API.
 	api := e.Group("/api/v1")
@@ -31,6 +41,10 @@ func (s *Server) routes() {
 	api.POST("/auth/magic-link", s.requestMagicLink)
 	api.POST("/auth/logout", s.logout)
 	api.GET("/me", s.me)
+	api.GET("/tiers", s.listTiers)
+	api.POST("/checkout/subscription", s.checkoutSubscription)
+	api.POST("/checkout/donation", s.checkoutDonation)
+	api.POST("/billing/portal", s.billingPortal)
 
 	// Staff API: an API token or a staff session.
 	staff := api.Group("/staff", s.requireStaff)
@@ -38,4 +52,7 @@ func (s *Server) routes() {
 	staff.GET("/members", s.staffFindMembers)
 	staff.GET("/members/:id", s.staffGetMember)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
+	staff.GET("/tiers", s.staffListTiers)
+	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)
+	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
 }

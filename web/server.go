@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -26,11 +27,13 @@ type Deps struct {
 	Redis          *redisx.Redis
 	Registry       *prometheus.Registry
 	Members        *members.Service
+	Billing        *billing.Service
 	Access         AccessSource // nil until billing is wired: nobody has access
 	Limiter        *ratelimit.Limiter
 	BaseURL        *url.URL
 	Newsroom       string
 	CustomCSSURL   string
+	CustomCSSPath  string // a stylesheet file served at /custom.css when CustomCSSURL is empty
 	MaxBodyBytes   int64
 	MetricsToken   string
 	TrustedProxies []string
@@ -60,6 +63,7 @@ type Server struct {
 	engine       *gin.Engine
 
 	members       *members.Service
+	billing       *billing.Service
 	access        AccessSource
 	limiter       *ratelimit.Limiter
 	limits        limits
@@ -67,6 +71,7 @@ type Server struct {
 	secureCookies bool
 	newsroom      string
 	customCSS     string
+	customCSSPath string
 	pages         map[string]*template.Template
 }
 
@@ -84,6 +89,7 @@ func New(d Deps) (*Server, error) {
 		maxBody:      d.MaxBodyBytes,
 		metricsToken: d.MetricsToken,
 		members:      d.Members,
+		billing:      d.Billing,
 		access:       d.Access,
 		limiter:      d.Limiter,
 		limits: limits{
@@ -94,12 +100,16 @@ func New(d Deps) (*Server, error) {
 		secureCookies: d.BaseURL.Scheme == "https",
 		newsroom:      d.Newsroom,
 		customCSS:     d.CustomCSSURL,
+		customCSSPath: d.CustomCSSPath,
 	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
 	s.pages = pages
+	if s.customCSS == "" && s.customCSSPath != "" {
+		s.customCSS = "/custom.css"
+	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true

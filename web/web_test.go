@@ -14,6 +14,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/patronage/patronage/billing"
 
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
@@ -37,6 +40,13 @@ type testServer struct {
 
 func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
 	t.Helper()
+	return newStripeTestServer(t, nil, mutate...)
+}
+
+// newStripeTestServer is a test server whose billing talks to sc (nil: no
+// Stripe key configured).
+func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) testServer {
+	t.Helper()
 	rdb := testenv.EmbeddedRedis(t)
 	db := testenv.SQLite(t)
 	if _, err := db.Migrate(context.Background(), sqldb.Migrations()); err != nil {
@@ -49,12 +59,14 @@ func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
 	}
 	box := newOutbox()
 	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
+	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger()})
 	d := Deps{
 		Logger:                testenv.Logger(),
 		DB:                    db,
 		Redis:                 rdb,
 		Registry:              prometheus.NewRegistry(),
 		Members:               svc,
+		Billing:               billingService,
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               base,
 		Newsroom:              "The Test Times",

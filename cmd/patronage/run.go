@@ -34,6 +34,10 @@ Commands:
   admin create     create or promote a staff account; prints a sign-in link and an API token
   admin revoke-token
                    revoke a staff API token
+  stripe push-tiers
+                   mirror tiers to Stripe Products and Prices (idempotent)
+  stripe import-tiers
+                   adopt existing Stripe Products and Prices as tiers
   version          print the version
   help             print this help
 
@@ -60,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "stripe":
+		return runStripe(ctx, rest, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout)
 	case "version":

@@ -8,16 +8,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/config"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/web"
 )
@@ -72,12 +77,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		memberService.Close(ctx)
 	}()
 
+	billingService, err := newBilling(cfg, db, memberService, logger)
+	if err != nil {
+		return err
+	}
+	cssPath := filepath.Join(cfg.DataDir, "custom.css")
+	if _, err := os.Stat(cssPath); err != nil || cfg.CustomCSSURL != "" {
+		cssPath = ""
+	}
+
 	srv, err := web.New(web.Deps{
 		Logger:                logger,
 		DB:                    db,
 		Redis:                 rdb,
 		Registry:              registry,
 		Members:               memberService,
+		Billing:               billingService,
+		CustomCSSURL:          cfg.CustomCSSURL,
+		CustomCSSPath:         cssPath,
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               cfg.BaseURL,
 		Newsroom:              cfg.NewsroomName,
@@ -104,6 +121,27 @@ func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog
 		return nil, fmt.Errorf("mail templates: %w", err)
 	}
 	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger}), nil
+}
+
+// newBilling builds the billing service; without STRIPE_SECRET_KEY it runs
+// with payments not configured.
+func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slog.Logger) (*billing.Service, error) {
+	var sc *client.API
+	if cfg.StripeSecretKey != "" {
+		var err error
+		sc, err = stripeapi.New(stripeapi.Options{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		logger.Warn("STRIPE_SECRET_KEY is not set: payments are not configured, checkout answers 503")
+	}
+	bounds := map[string]billing.Bounds{}
+	for cur, b := range cfg.DonationBounds {
+		bounds[cur] = billing.Bounds{Min: b.Min, Max: b.Max}
+	}
+	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger,
+		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds}}), nil
 }
 
 // openDatabase opens the database and brings its schema to this binary's

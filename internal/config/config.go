@@ -18,6 +18,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/money"
 )
 
 // Config is every setting Patronage reads. .env.example lists each variable
@@ -50,6 +51,12 @@ type Config struct {
 
 	SignInPerEmailPerHour int // RATE_LIMIT_SIGNIN_PER_EMAIL
 	SignInPerIPPerHour    int // RATE_LIMIT_SIGNIN_PER_IP
+
+	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
+	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
+	StripeAllowPromotionCodes bool              // STRIPE_ALLOW_PROMOTION_CODES
+	DonationBounds            map[string]MinMax // DONATION_BOUNDS: per-currency gift limits in minor units
+	CustomCSSURL              string            // CUSTOM_CSS_URL: the newsroom's stylesheet
 
 	LogLevel     slog.Level // LOG_LEVEL
 	MetricsToken string     // METRICS_TOKEN: when set, /metrics wants "Authorization: Bearer <token>"
@@ -295,6 +302,57 @@ func (p *parser) databaseURL(name string) string {
 		}
 	}
 	return v
+}
+
+// MinMax is an inclusive range of amounts in minor units.
+type MinMax struct{ Min, Max int64 }
+
+func (p *parser) stripeKey(name string) string {
+	v := p.str(name, "")
+	if v != "" && !strings.HasPrefix(v, "sk_") && !strings.HasPrefix(v, "rk_") {
+		p.fail(name, "is not a Stripe secret or restricted key (want sk_… or rk_…)")
+	}
+	return v
+}
+
+func (p *parser) httpURL(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, "%q is not an absolute http:// or https:// URL", v)
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (p *parser) cssURL(name string) string {
+	v := p.str(name, "")
+	if v == "" || strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
+		return v
+	}
+	if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.fail(name, "%q is not an https:// URL or a path on this site", v)
+	}
+	return v
+}
+
+// bounds parses "JPY:100-1000000,EUR:300-500000".
+func (p *parser) bounds(name string) map[string]MinMax {
+	out := map[string]MinMax{}
+	for _, item := range p.list(name) {
+		code, rng, ok := strings.Cut(item, ":")
+		lo, hi, ok2 := strings.Cut(rng, "-")
+		min, err1 := strconv.ParseInt(strings.TrimSpace(lo), 10, 64)
+		max, err2 := strconv.ParseInt(strings.TrimSpace(hi), 10, 64)
+		currency, err3 := money.Normalize(code)
+		if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || min <= 0 || max < min {
+			p.fail(name, "%q is not CURRENCY:MIN-MAX in minor units (e.g. EUR:100-1000000)", item)
+			continue
+		}
+		out[currency] = MinMax{Min: min, Max: max}
+	}
+	return out
 }
 
 func (p *parser) smtpURL(name string) string {

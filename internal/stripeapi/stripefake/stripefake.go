@@ -1,0 +1,507 @@
+// Package stripefake is an in-memory, stateful imitation of the parts of
+// Stripe's API (version 2023-10-16) that Patronage uses: products, prices,
+// customers, Checkout Sessions, billing portal sessions and the
+// subscriptions a completed Checkout creates. Unlike stripe-mock it
+// remembers what it was told, so a test can check what a later request sees:
+// that a second sync creates nothing, that a lookup key moved, that a retried
+// request was replayed.
+//
+// It is for tests only and never talks to Stripe. It answers with
+// Stripe-shaped JSON and Stripe's error shapes and messages, and it refuses
+// what it does not imitate (an unknown endpoint, an unknown parameter) with a
+// message naming it, so a gap in the fake shows as a failing test instead of
+// a passing one.
+package stripefake
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/patronage/patronage/internal/stripeapi"
+)
+
+// SecretKey is the key Client uses. Any "sk_test_" key is accepted.
+const SecretKey = "sk_test_fake"
+
+// Server is an in-memory, stateful imitation of the parts of Stripe's API
+// Patronage uses. All methods are safe for concurrent use.
+type Server struct {
+	URL string // base URL, for stripeapi.Options.APIBase
+
+	mu         sync.Mutex
+	objects    map[string]map[string]any // by id; the "object" field says the kind
+	order      map[string][]string       // ids by kind, oldest first
+	created    map[string]int
+	requests   []Request
+	failLeft   int
+	failStatus int
+	replays    map[string]replay        // by Idempotency-Key
+	checkouts  map[string]*checkoutPlan // what a Checkout Session keeps out of its JSON
+}
+
+// Request is one request as the fake received it.
+type Request struct {
+	Method         string
+	Path           string
+	Form           url.Values // query and body
+	IdempotencyKey string
+}
+
+type replay struct {
+	method, path, form string
+	body               []byte
+}
+
+// New starts a fake on httptest; it is closed when the test ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		objects:   map[string]map[string]any{},
+		order:     map[string][]string{},
+		created:   map[string]int{},
+		replays:   map[string]replay{},
+		checkouts: map[string]*checkoutPlan{},
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Client returns a stripe-go client pointed at the fake with SecretKey and
+// retries off, so an injected failure reaches the caller at once.
+func (s *Server) Client(t testing.TB) *client.API {
+	t.Helper()
+	sc, err := stripeapi.New(stripeapi.Options{
+		SecretKey:         SecretKey,
+		APIBase:           s.URL,
+		MaxNetworkRetries: stripeapi.NoRetries,
+	})
+	if err != nil {
+		t.Fatalf("stripe client for stripefake: %v", err)
+	}
+	return sc
+}
+
+// Created counts the objects of one kind ("product", "price", "customer",
+// "checkout.session", "billing_portal.session", "subscription") created so
+// far. Idempotent replays and prices made from inline price_data do not
+// count.
+func (s *Server) Created(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.created[kind]
+}
+
+// Requests returns every request received so far, in order, including
+// refused and failed ones.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// FailNext makes the next n requests, whatever they are, fail with status
+// and a Stripe-shaped error (type api_error for 5xx) without touching any
+// state, as if Stripe had failed before doing anything.
+func (s *Server) FailNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLeft, s.failStatus = n, status
+}
+
+// The accessors below return deep copies of stored objects, shaped as the
+// API's JSON decoded into maps: nested objects are map[string]any, lists are
+// []any, amounts and timestamps are int64, absent values are nil. Changing a
+// copy changes nothing in the fake; arrange state through the API instead.
+
+// Product returns the product with id.
+func (s *Server) Product(id string) (map[string]any, bool) { return s.lookup("product", id) }
+
+// Price returns the price with id.
+func (s *Server) Price(id string) (map[string]any, bool) { return s.lookup("price", id) }
+
+// Customer returns the customer with id.
+func (s *Server) Customer(id string) (map[string]any, bool) { return s.lookup("customer", id) }
+
+// CheckoutSession returns the Checkout Session with id.
+func (s *Server) CheckoutSession(id string) (map[string]any, bool) {
+	return s.lookup("checkout.session", id)
+}
+
+// Subscription returns the subscription with id.
+func (s *Server) Subscription(id string) (map[string]any, bool) {
+	return s.lookup("subscription", id)
+}
+
+// Prices returns every price, oldest first.
+func (s *Server) Prices() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]map[string]any, 0, len(s.order["price"]))
+	for _, id := range s.order["price"] {
+		out = append(out, clone(s.objects[id]).(map[string]any))
+	}
+	return out
+}
+
+func (s *Server) lookup(kind, id string) (map[string]any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	obj := s.get(kind, id)
+	if obj == nil {
+		return nil, false
+	}
+	return clone(obj).(map[string]any), true
+}
+
+// get returns the stored object itself, or nil; the caller holds s.mu.
+func (s *Server) get(kind, id string) map[string]any {
+	obj := s.objects[id]
+	if obj == nil || obj["object"] != kind {
+		return nil
+	}
+	return obj
+}
+
+// add stores a new object and counts it; the caller holds s.mu.
+func (s *Server) add(obj map[string]any) map[string]any {
+	kind, id := obj["object"].(string), obj["id"].(string)
+	s.objects[id] = obj
+	s.order[kind] = append(s.order[kind], id)
+	s.created[kind]++
+	return obj
+}
+
+// handler serves one route. It holds s.mu and returns the stored object (or
+// list) to encode; the caller copies it before expanding.
+type handler func(s *Server, id string, p params) (map[string]any, *apiError)
+
+type route struct {
+	method, pattern string // "{id}" in pattern matches one path segment
+	h               handler
+}
+
+var routes = []route{
+	{"POST", "/v1/products", createProduct},
+	{"GET", "/v1/products", listProducts},
+	{"GET", "/v1/products/{id}", retrieve("product")},
+	{"POST", "/v1/products/{id}", updateProduct},
+	{"POST", "/v1/prices", createPrice},
+	{"GET", "/v1/prices", listPrices},
+	{"GET", "/v1/prices/{id}", retrieve("price")},
+	{"POST", "/v1/prices/{id}", updatePrice},
+	{"POST", "/v1/customers", createCustomer},
+	{"GET", "/v1/customers/{id}", retrieve("customer")},
+	{"POST", "/v1/customers/{id}", updateCustomer},
+	{"POST", "/v1/checkout/sessions", createCheckoutSession},
+	{"GET", "/v1/checkout/sessions/{id}", retrieve("checkout.session")},
+	{"POST", "/v1/billing_portal/sessions", createPortalSession},
+	{"GET", "/v1/subscriptions/{id}", retrieve("subscription")},
+}
+
+func match(method, path string) (handler, string) {
+	for _, rt := range routes {
+		if rt.method != method {
+			continue
+		}
+		want, got := strings.Split(rt.pattern, "/"), strings.Split(path, "/")
+		if len(want) != len(got) {
+			continue
+		}
+		id, ok := "", true
+		for i := range want {
+			switch {
+			case want[i] == "{id}" && got[i] != "":
+				id = got[i]
+			case want[i] != got[i]:
+				ok = false
+			}
+		}
+		if ok {
+			return rt.h, id
+		}
+	}
+	return nil, ""
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") { // a hosted Checkout or portal page
+		fmt.Fprintf(w, "stripefake page %s\n", r.URL.Path)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, invalid("", "stripefake: cannot parse form: "+err.Error()))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Form: r.Form, IdempotencyKey: key})
+	w.Header().Set("Request-Id", newID("req_"))
+	if key != "" {
+		w.Header().Set("Idempotency-Key", key)
+	}
+
+	if s.failLeft > 0 {
+		s.failLeft--
+		writeError(w, injected(s.failStatus))
+		return
+	}
+	if e := checkAuth(r.Header.Get("Authorization")); e != nil {
+		writeError(w, e)
+		return
+	}
+	h, id := match(r.Method, r.URL.Path)
+	if h == nil {
+		writeError(w, &apiError{status: 404, Type: "invalid_request_error", Message: fmt.Sprintf(
+			"Unrecognized request URL (%s: %s). stripefake does not imitate this endpoint: add it to internal/stripeapi/stripefake.",
+			r.Method, r.URL.Path)})
+		return
+	}
+
+	form := r.Form.Encode()
+	idempotent := r.Method == http.MethodPost && key != ""
+	if prev, seen := s.replays[key]; idempotent && seen {
+		if e := prev.mismatch(key, r.Method, r.URL.Path, form); e != nil {
+			writeError(w, e)
+			return
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusOK, prev.body)
+		return
+	}
+
+	p := parseParams(r.Form)
+	obj, e := h(s, id, p)
+	if e == nil {
+		obj = clone(obj).(map[string]any)
+		e = s.expand(obj, p.strs("expand"))
+	}
+	if e != nil {
+		// Like Stripe, a request refused before it ran saves no result,
+		// so a corrected retry with the same key goes ahead.
+		writeError(w, e)
+		return
+	}
+	body, err := json.Marshal(obj)
+	if err != nil {
+		writeError(w, &apiError{status: 500, Type: "api_error", Message: "stripefake: " + err.Error()})
+		return
+	}
+	if idempotent {
+		s.replays[key] = replay{method: r.Method, path: r.URL.Path, form: form, body: body}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (prev replay) mismatch(key, method, path, form string) *apiError {
+	e := &apiError{status: 400, Type: "idempotency_error"}
+	switch {
+	case prev.method != method || prev.path != path:
+		e.Message = fmt.Sprintf("Keys for idempotent requests can only be used for the same endpoint they were first used for ('%s %s' vs '%s %s'). Try using a key other than '%s' if you meant to execute a different request.",
+			prev.method, prev.path, method, path, key)
+	case prev.form != form:
+		e.Message = fmt.Sprintf("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", key)
+	default:
+		return nil
+	}
+	return e
+}
+
+func checkAuth(header string) *apiError {
+	if key, ok := strings.CutPrefix(header, "Bearer "); ok && strings.HasPrefix(key, "sk_test_") {
+		return nil
+	}
+	return &apiError{status: 401, Type: "invalid_request_error",
+		Message: "Invalid API Key provided: stripefake accepts only 'Authorization: Bearer sk_test_...'."}
+}
+
+// retrieve serves GET /v1/<kind>s/{id}.
+func retrieve(kind string) handler {
+	return func(s *Server, id string, p params) (map[string]any, *apiError) {
+		if e := p.only(); e != nil {
+			return nil, e
+		}
+		obj := s.get(kind, id)
+		if obj == nil {
+			return nil, noSuch(kind, id, "id", 404)
+		}
+		return obj, nil
+	}
+}
+
+// expandable lists, by object kind, the fields the fake can expand.
+var expandable = map[string][]string{
+	"price":            {"product"},
+	"checkout.session": {"customer", "subscription", "line_items"},
+	"subscription":     {"customer"},
+}
+
+// expand replaces ids in obj (a copy) with the objects they name, as
+// Stripe's expand[] does; "data.x" expands x in every item of a list.
+func (s *Server) expand(obj map[string]any, paths []string) *apiError {
+	for _, path := range paths {
+		if rest, ok := strings.CutPrefix(path, "data."); ok && obj["object"] == "list" {
+			for _, item := range obj["data"].([]any) {
+				if e := s.expand(item.(map[string]any), []string{rest}); e != nil {
+					return e
+				}
+			}
+			continue
+		}
+		kind, _ := obj["object"].(string)
+		if !slices.Contains(expandable[kind], path) {
+			return invalid("expand", fmt.Sprintf("This property cannot be expanded (%s). stripefake expands only %v on a %s.", path, expandable[kind], kind))
+		}
+		if path == "line_items" {
+			obj[path] = listOf(clone(s.checkouts[obj["id"].(string)].lineItems).([]any), "/v1/checkout/sessions/"+obj["id"].(string)+"/line_items", false)
+			continue
+		}
+		if id, ok := obj[path].(string); ok && s.objects[id] != nil {
+			obj[path] = clone(s.objects[id])
+		}
+	}
+	return nil
+}
+
+// list pages through the objects of kind newest first, as Stripe does,
+// keeping those keep accepts.
+func (s *Server) list(kind string, p params, keep func(map[string]any) bool, allowed ...string) (map[string]any, *apiError) {
+	if e := p.only(append(allowed, "limit", "starting_after")...); e != nil {
+		return nil, e
+	}
+	limit, set := p.int("limit")
+	if !set {
+		limit = 10
+	}
+	if limit < 1 || limit > 100 {
+		return nil, invalid("limit", "This value must be greater than or equal to 1 and less than or equal to 100.")
+	}
+	after, paging := p.str("starting_after")
+	ids := s.order[kind]
+	var data []any
+	hasMore := false
+	for i := len(ids) - 1; i >= 0; i-- {
+		if paging {
+			paging = ids[i] != after
+			continue
+		}
+		obj := s.objects[ids[i]]
+		if !keep(obj) {
+			continue
+		}
+		if int64(len(data)) == limit {
+			hasMore = true
+			break
+		}
+		data = append(data, obj)
+	}
+	return listOf(data, "/v1/"+kind+"s", hasMore), nil
+}
+
+func listOf(data []any, url string, hasMore bool) map[string]any {
+	if data == nil {
+		data = []any{}
+	}
+	return map[string]any{"object": "list", "data": data, "has_more": hasMore, "url": url}
+}
+
+// apiError is a Stripe error body with its HTTP status.
+type apiError struct {
+	status  int
+	Type    string `json:"type"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+}
+
+func invalid(param, message string) *apiError {
+	return &apiError{status: 400, Type: "invalid_request_error", Param: param, Message: message}
+}
+
+func missing(param string) *apiError {
+	return &apiError{status: 400, Type: "invalid_request_error", Code: "parameter_missing", Param: param,
+		Message: "Missing required param: " + param + "."}
+}
+
+// noSuch is Stripe's answer to an id that names nothing: 404 for the id in
+// the path, 400 for an id inside the params.
+func noSuch(kind, id, param string, status int) *apiError {
+	noun := strings.ReplaceAll(kind, ".", " ")
+	noun = strings.ReplaceAll(noun, "_", " ")
+	return &apiError{status: status, Type: "invalid_request_error", Code: "resource_missing", Param: param,
+		Message: fmt.Sprintf("No such %s: '%s'", noun, id)}
+}
+
+func injected(status int) *apiError {
+	e := &apiError{status: status, Type: "invalid_request_error",
+		Message: fmt.Sprintf("stripefake: injected failure (FailNext, HTTP %d)", status)}
+	switch {
+	case status >= 500:
+		e.Type = "api_error"
+	case status == http.StatusTooManyRequests:
+		e.Code = "rate_limit"
+	}
+	return e
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	body, _ := json.Marshal(map[string]any{"error": e})
+	writeJSON(w, e.status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// newID makes an id like Stripe's: a prefix and random letters and digits.
+func newID(prefix string) string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	n := 14
+	if prefix == "cs_test_" {
+		n = 58 // Checkout Session ids are long
+	}
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + string(b)
+}
+
+func now() int64 { return time.Now().Unix() }
+
+// clone deep-copies the maps and slices objects are made of.
+func clone(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = clone(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = clone(e)
+		}
+		return out
+	default:
+		return v
+	}
+}

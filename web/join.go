@@ -1,0 +1,175 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/money"
+)
+
+// joinTier is a tier as the join page shows it for the chosen currency and
+// interval.
+type joinTier struct {
+	Slug, Name, Description string
+	Benefits                []string
+	Price                   string // formatted, "" when not offered in the choice
+}
+
+type joinData struct {
+	Tiers      []joinTier
+	Currencies []string
+	Currency   string
+	Interval   string
+	SignedIn   bool
+	GiftMin    string
+	GiftMax    string
+}
+
+// joinPage lists tiers for one currency and interval. The month/year and
+// currency switch is a plain GET form, so it works without JavaScript.
+func (s *Server) joinPage(c *gin.Context) {
+	s.renderJoin(c, http.StatusOK, c.Query("currency"), c.Query("interval"), "")
+}
+
+func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, problem string) {
+	tiers, err := s.billing.ActiveTiers(c.Request.Context())
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	d := joinData{Interval: "month"}
+	if interval == "year" {
+		d.Interval = "year"
+	}
+	for _, t := range tiers {
+		for _, p := range t.Prices {
+			if !slices.Contains(d.Currencies, p.Currency) {
+				d.Currencies = append(d.Currencies, p.Currency)
+			}
+		}
+	}
+	slices.Sort(d.Currencies)
+	d.Currency, _ = money.Normalize(currency)
+	if !slices.Contains(d.Currencies, d.Currency) {
+		d.Currency = ""
+		if len(tiers) > 0 && len(tiers[0].Prices) > 0 {
+			d.Currency = tiers[0].Prices[0].Currency
+		}
+	}
+	for _, t := range tiers {
+		jt := joinTier{Slug: t.Slug, Name: t.Name, Description: t.Description, Benefits: t.Benefits}
+		if p, ok := t.PriceFor(d.Currency, billing.Interval(d.Interval)); ok {
+			jt.Price = money.Format(p.Amount, p.Currency)
+		}
+		d.Tiers = append(d.Tiers, jt)
+	}
+	if d.Currency == "" {
+		d.Currencies = []string{"EUR", "GBP", "USD"}
+		d.Currency = "EUR"
+	}
+	b := s.billing.DonationBounds(d.Currency)
+	d.GiftMin, d.GiftMax = money.Format(b.Min, d.Currency), money.Format(b.Max, d.Currency)
+	if _, err := s.currentMember(c); err == nil {
+		d.SignedIn = true
+	}
+	s.renderPage(c, status, "join.html", pageData{Title: "Become a patron", Join: &d, Error: problem})
+}
+
+// joinSubscribe starts Checkout from the join page's form and sends the
+// reader to Stripe.
+func (s *Server) joinSubscribe(c *gin.Context) {
+	memberID, err := s.signedInID(c)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	currency, interval := c.PostForm("currency"), c.PostForm("interval")
+	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
+		MemberID: memberID, Email: c.PostForm("email"), Tier: c.PostForm("tier"), Interval: interval, Currency: currency,
+	})
+	if err != nil {
+		s.joinProblem(c, currency, interval, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, sess.URL)
+}
+
+// joinGift starts a one-time gift; the amount is typed in major units.
+func (s *Server) joinGift(c *gin.Context) {
+	memberID, err := s.signedInID(c)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	currency := c.PostForm("currency")
+	amount, perr := money.ParseMajor(c.PostForm("amount"), currency)
+	if perr != nil {
+		s.renderJoin(c, http.StatusUnprocessableEntity, currency, "", "The gift amount "+perr.Error()+".")
+		return
+	}
+	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
+		MemberID: memberID, Email: c.PostForm("email"), Amount: amount, Currency: currency, Message: c.PostForm("message"),
+	})
+	if err != nil {
+		s.joinProblem(c, currency, "", err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, sess.URL)
+}
+
+func (s *Server) joinProblem(c *gin.Context, currency, interval string, err error) {
+	e := errs.From(err)
+	if e.Kind == errs.Internal {
+		s.failPage(c, err)
+		return
+	}
+	msg := e.Message
+	if len(e.Fields) > 0 {
+		var parts []string
+		for field, problem := range e.Fields {
+			parts = append(parts, "The "+strings.ReplaceAll(field, "_", " ")+" "+problem+".")
+		}
+		slices.Sort(parts)
+		msg = strings.Join(parts, " ")
+	}
+	s.renderJoin(c, statusOf[e.Kind], currency, interval, msg)
+}
+
+func (s *Server) checkoutSuccessPage(c *gin.Context) {
+	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: "Thank you",
+		Message: "Your payment went through. Your membership appears on your account page within a minute; a receipt is on its way by mail."})
+}
+
+func (s *Server) checkoutCancelPage(c *gin.Context) {
+	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: "No payment made",
+		Message: "You left the payment page, so nothing was charged. You can choose again whenever you like."})
+}
+
+// accountBilling sends a signed-in patron to Stripe's billing portal.
+func (s *Server) accountBilling(c *gin.Context) {
+	m, ok := s.pageMember(c)
+	if !ok {
+		return
+	}
+	url, err := s.billing.PortalURL(c.Request.Context(), m.ID)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, url)
+}
+
+// customCSS serves DATA_DIR/custom.css when the newsroom put one there.
+func (s *Server) customCSSFile(c *gin.Context) {
+	if s.customCSSPath == "" {
+		writeError(c, http.StatusNotFound, "not_found", "There is no custom stylesheet.", nil)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=300")
+	c.File(s.customCSSPath)
+}
