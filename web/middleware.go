@@ -54,7 +54,7 @@ func (s *Server) logRequests(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	s.logger.LogAttrs(c.Request.Context(), level, "request",
+	attrs := []slog.Attr{
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", routeLabel(c)),
@@ -63,7 +63,11 @@ func (s *Server) logRequests(c *gin.Context) {
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.Int("bytes", c.Writer.Size()),
 		slog.String("client_ip", c.ClientIP()),
-	)
+	}
+	if id := c.GetString("stripe_event_id"); id != "" {
+		attrs = append(attrs, slog.String("stripe_event_id", id))
+	}
+	s.logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
 }
 
 // observe records request counts and latencies by route and status.
@@ -107,6 +111,10 @@ func (s *Server) recoverPanics(c *gin.Context) {
 // limitBody refuses a declared length over the limit at once and caps the
 // rest, so a handler reading the body gets *http.MaxBytesError past it.
 func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.URL.Path == "/webhooks/stripe" {
+		c.Next() // Stripe's events have their own 1 MiB limit, whatever MAX_BODY_BYTES says
+		return
+	}
 	if c.Request.ContentLength > s.maxBody {
 		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("The request body is larger than %d bytes.", s.maxBody), nil)

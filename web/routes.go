@@ -35,6 +35,9 @@ func (s *Server) routes() {
 	e.GET("/custom.css", s.customCSSFile)
 	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 
+	// Stripe's events: signed, stored, then acknowledged.
+	e.POST("/webhooks/stripe", s.stripeWebhook)
+
 	// Reader API.
 	api := e.Group("/api/v1")
 	api.POST("/members", s.signUp)

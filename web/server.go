@@ -18,6 +18,7 @@ import (
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/webhooks"
 )
 
 // Deps is everything the HTTP layer needs, built by cmd and passed in.
@@ -28,6 +29,8 @@ type Deps struct {
 	Registry       *prometheus.Registry
 	Members        *members.Service
 	Billing        *billing.Service
+	Intake         *webhooks.Intake // nil: webhooks not configured
+	WebhookSecrets []string
 	Access         AccessSource // nil until billing is wired: nobody has access
 	Limiter        *ratelimit.Limiter
 	BaseURL        *url.URL
@@ -62,17 +65,19 @@ type Server struct {
 	metricsToken string
 	engine       *gin.Engine
 
-	members       *members.Service
-	billing       *billing.Service
-	access        AccessSource
-	limiter       *ratelimit.Limiter
-	limits        limits
-	origin        string
-	secureCookies bool
-	newsroom      string
-	customCSS     string
-	customCSSPath string
-	pages         map[string]*template.Template
+	members        *members.Service
+	billing        *billing.Service
+	intake         *webhooks.Intake
+	webhookSecrets []string
+	access         AccessSource
+	limiter        *ratelimit.Limiter
+	limits         limits
+	origin         string
+	secureCookies  bool
+	newsroom       string
+	customCSS      string
+	customCSSPath  string
+	pages          map[string]*template.Template
 }
 
 // New builds the server and its routes.
@@ -81,17 +86,19 @@ func New(d Deps) (*Server, error) {
 	// printing its debug banner.
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{
-		logger:       d.Logger,
-		db:           d.DB,
-		redis:        d.Redis,
-		registry:     d.Registry,
-		metrics:      newHTTPMetrics(d.Registry),
-		maxBody:      d.MaxBodyBytes,
-		metricsToken: d.MetricsToken,
-		members:      d.Members,
-		billing:      d.Billing,
-		access:       d.Access,
-		limiter:      d.Limiter,
+		logger:         d.Logger,
+		db:             d.DB,
+		redis:          d.Redis,
+		registry:       d.Registry,
+		metrics:        newHTTPMetrics(d.Registry),
+		maxBody:        d.MaxBodyBytes,
+		metricsToken:   d.MetricsToken,
+		members:        d.Members,
+		billing:        d.Billing,
+		intake:         d.Intake,
+		webhookSecrets: d.WebhookSecrets,
+		access:         d.Access,
+		limiter:        d.Limiter,
 		limits: limits{
 			signInPerEmail: ratelimit.PerHour("signin-email", d.SignInPerEmailPerHour),
 			signInPerIP:    ratelimit.PerHour("signin-ip", d.SignInPerIPPerHour),

@@ -18,12 +18,13 @@ import (
 
 	"github.com/patronage/patronage/billing"
 
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
-	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/webhooks"
 )
 
 func newTestServer(t *testing.T, mutate ...func(*Deps)) (*Server, *redisx.Redis) {
@@ -48,10 +49,7 @@ func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
 func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) testServer {
 	t.Helper()
 	rdb := testenv.EmbeddedRedis(t)
-	db := testenv.SQLite(t)
-	if _, err := db.Migrate(context.Background(), sqldb.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.MigratedSQLite(t)
 	base, _ := url.Parse("http://patrons.test")
 	templates, err := mail.NewTemplates("The Test Times")
 	if err != nil {
@@ -59,6 +57,10 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 	}
 	box := newOutbox()
 	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
+	queue, err := jobs.New(db, nil, testenv.Logger(), jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger()})
 	d := Deps{
 		Logger:                testenv.Logger(),
@@ -67,6 +69,8 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		Registry:              prometheus.NewRegistry(),
 		Members:               svc,
 		Billing:               billingService,
+		Intake:                webhooks.NewIntake(db, queue, nil),
+		WebhookSecrets:        []string{testWebhookSecret},
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               base,
 		Newsroom:              "The Test Times",

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/sqldb"
 )
 
@@ -50,6 +51,11 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	queueN, err := jobs.Migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	n += queueN
 	fmt.Fprintf(stdout, "%s: applied %d migration(s); the schema is up to date\n", db.Where, n)
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/config"
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
@@ -25,6 +26,7 @@ import (
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/web"
+	"github.com/patronage/patronage/webhooks"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -86,6 +88,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cssPath = ""
 	}
 
+	// Events are stored and queued now; the workers that process them
+	// start with the event handlers.
+	queue, err := jobs.New(db, nil, logger, jobs.Options{})
+	if err != nil {
+		return err
+	}
+
 	srv, err := web.New(web.Deps{
 		Logger:                logger,
 		DB:                    db,
@@ -93,6 +102,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Registry:              registry,
 		Members:               memberService,
 		Billing:               billingService,
+		Intake:                webhooks.NewIntake(db, queue, nil),
+		WebhookSecrets:        cfg.StripeWebhookSecrets,
 		CustomCSSURL:          cfg.CustomCSSURL,
 		CustomCSSPath:         cssPath,
 		Limiter:               ratelimit.New(rdb),
@@ -159,6 +170,10 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		}
 		if n > 0 {
 			logger.Info("applied database migrations", "count", n, "database", db.Where)
+		}
+		if _, err := jobs.Migrate(ctx, db); err != nil {
+			db.Close()
+			return nil, err
 		}
 	} else if err := db.CheckSchema(ctx, sqldb.Migrations()); err != nil {
 		db.Close()

@@ -55,6 +55,7 @@ type Config struct {
 	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
 	StripeAllowPromotionCodes bool              // STRIPE_ALLOW_PROMOTION_CODES
+	StripeWebhookSecrets      []string          // STRIPE_WEBHOOK_SECRET: comma-separated, for rotation
 	DonationBounds            map[string]MinMax // DONATION_BOUNDS: per-currency gift limits in minor units
 	CustomCSSURL              string            // CUSTOM_CSS_URL: the newsroom's stylesheet
 
@@ -313,6 +314,17 @@ func (p *parser) stripeKey(name string) string {
 		p.fail(name, "is not a Stripe secret or restricted key (want sk_… or rk_…)")
 	}
 	return v
+}
+
+func (p *parser) webhookSecrets(name string) []string {
+	secrets := p.list(name)
+	for _, s := range secrets {
+		if !strings.HasPrefix(s, "whsec_") {
+			p.fail(name, "holds a value that is not a webhook signing secret (want whsec_…, comma-separated)")
+			break
+		}
+	}
+	return secrets
 }
 
 func (p *parser) httpURL(name string) string {

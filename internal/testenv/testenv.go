@@ -14,8 +14,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 )
@@ -189,4 +192,59 @@ func RealRedis(t testing.TB) *redisx.Redis {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+var template struct {
+	once  sync.Once
+	bytes []byte
+	err   error
+}
+
+// MigratedSQLite opens a fresh embedded database with Patronage's and the
+// job queue's migrations applied. The migrations run once per test binary;
+// each test gets a copy of the result, which is much faster than migrating
+// again (River's migrations are many).
+func MigratedSQLite(t testing.TB) *sqldb.DB {
+	t.Helper()
+	template.once.Do(func() {
+		dir, err := os.MkdirTemp("", "patronage-template-")
+		if err != nil {
+			template.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		ctx := context.Background()
+		db, err := sqldb.Open(ctx, sqldb.Options{DataDir: dir})
+		if err != nil {
+			template.err = err
+			return
+		}
+		defer db.Close()
+		if _, err := db.Migrate(ctx, sqldb.Migrations()); err != nil {
+			template.err = err
+			return
+		}
+		if _, err := jobs.Migrate(ctx, db); err != nil {
+			template.err = err
+			return
+		}
+		if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			template.err = err
+			return
+		}
+		template.bytes, template.err = os.ReadFile(filepath.Join(dir, sqldb.SQLiteFile))
+	})
+	if template.err != nil {
+		t.Fatalf("migrate the template database: %v", template.err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sqldb.SQLiteFile), template.bytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.Open(context.Background(), sqldb.Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("open SQLite: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
