@@ -58,4 +58,6 @@ func (s *Server) routes() {
 	staff.GET("/tiers", s.staffListTiers)
 	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)
 	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
+	staff.GET("/webhooks/events", s.staffWebhookEvents)
+	staff.POST("/webhooks/events/:id/retry", s.requireAdmin, s.staffRetryWebhookEvent)
 }

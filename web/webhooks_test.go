@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/patronage/patronage/members"
 )
 
 const testWebhookSecret = "whsec_test_web"
@@ -103,5 +105,38 @@ func TestWebhookBodyOverOneMiBIs413(t *testing.T) {
 	rec := do(ts.Handler(), "POST", "/webhooks/stripe", "application/json", strings.NewReader(big), "Stripe-Signature", "t=1,v1=00")
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB event = %d, want 413", rec.Code)
+	}
+}
+
+func TestStaffSeeAndRetryStoredEvents(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	admin, _ := staffSetup(t, ts, members.RoleAdmin)
+	staff, _ := staffSetup(t, ts, members.RoleStaff)
+	body, sig := signedEvent("evt_seen", "2023-10-16", time.Now(), testWebhookSecret)
+	if rec := do(h, "POST", "/webhooks/stripe", "application/json", strings.NewReader(body), "Stripe-Signature", sig); rec.Code != 200 {
+		t.Fatalf("intake = %d", rec.Code)
+	}
+	rec := do(h, "GET", "/api/v1/staff/webhooks/events?status=pending", "", nil, "Authorization", "Bearer "+staff)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":"evt_seen"`) || !strings.Contains(rec.Body.String(), `"status":"pending"`) {
+		t.Fatalf("list = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/api/v1/staff/webhooks/events?status=processed", "", nil, "Authorization", "Bearer "+staff); strings.Contains(rec.Body.String(), "evt_seen") {
+		t.Error("the status filter did not filter")
+	}
+	if rec := do(h, "GET", "/api/v1/staff/webhooks/events?status=sideways", "", nil, "Authorization", "Bearer "+staff); rec.Code != 422 {
+		t.Errorf("bad status = %d", rec.Code)
+	}
+	if rec := do(h, "POST", "/api/v1/staff/webhooks/events/evt_seen/retry", "", nil, "Authorization", "Bearer "+staff); rec.Code != 403 {
+		t.Errorf("staff retry = %d, want 403 (admin only)", rec.Code)
+	}
+	if rec := do(h, "POST", "/api/v1/staff/webhooks/events/evt_seen/retry", "", nil, "Authorization", "Bearer "+admin); rec.Code != 202 {
+		t.Errorf("admin retry = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "POST", "/api/v1/staff/webhooks/events/evt_nope/retry", "", nil, "Authorization", "Bearer "+admin); rec.Code != 404 {
+		t.Errorf("retry unknown = %d", rec.Code)
+	}
+	if n := countRows(t, ts, "river_job"); n != 2 {
+		t.Errorf("jobs after one retry = %d, want 2", n)
 	}
 }

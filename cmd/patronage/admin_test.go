@@ -96,3 +96,13 @@ func TestAdminCommandRefusesBadInput(t *testing.T) {
 		t.Errorf("admin --help: exit %d\n%s", code, out)
 	}
 }
+
+func TestWebhooksReplayQueuesOrSaysWhy(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir()}
+	if _, stderr, code := runCommand(t, env, "webhooks", "replay", "evt_unknown"); code != 2 || !strings.Contains(stderr, "No stored event") {
+		t.Errorf("replay of an unknown event: exit %d, %q", code, stderr)
+	}
+	if out, _, code := runCommand(t, env, "webhooks", "--help"); code != 0 || !strings.Contains(out, "webhooks replay EVENT_ID") {
+		t.Errorf("webhooks --help: exit %d %s", code, out)
+	}
+}

@@ -38,6 +38,8 @@ Commands:
                    mirror tiers to Stripe Products and Prices (idempotent)
   stripe import-tiers
                    adopt existing Stripe Products and Prices as tiers
+  webhooks replay EVENT_ID
+                   queue a stored Stripe event for processing again
   version          print the version
   help             print this help
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "stripe":
 		return runStripe(ctx, rest, getenv, stdout)
+	case "webhooks":
+		return runWebhooks(ctx, rest, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout)
 	case "version":
