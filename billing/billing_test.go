@@ -281,3 +281,52 @@ func TestDonationsRespectZeroDecimalCurrencies(t *testing.T) {
 		}
 	})
 }
+
+func TestEveryMutatingStripeCallCarriesAnIdempotencyKey(t *testing.T) {
+	eachDB(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		if _, err := f.billing.CreateTier(ctx, members.CommandLine, coffee); err != nil {
+			t.Fatal(err)
+		}
+		name := "Coffee & cake"
+		prices := []billing.PriceInput{{Currency: "EUR", Interval: "month", Amount: 700}}
+		if _, err := f.billing.UpdateTier(ctx, members.CommandLine, "coffee", billing.TierPatch{Name: &name, Prices: &prices}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.billing.StartSubscriptionCheckout(ctx, billing.SubscriptionRequest{Email: "r@example.org", Tier: "coffee", Interval: "month", Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
+		posts := 0
+		for _, r := range f.stripe.Requests() {
+			if r.Method != "POST" {
+				continue
+			}
+			posts++
+			if r.IdempotencyKey == "" {
+				t.Errorf("POST %s went without an idempotency key", r.Path)
+			}
+		}
+		if posts < 8 {
+			t.Errorf("only %d POSTs seen; the scenario should make at least 8", posts)
+		}
+	})
+}
+
+func TestARenameUndoneIsPushedBothWays(t *testing.T) {
+	eachDB(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		ch, _ := f.billing.CreateTier(ctx, members.CommandLine, coffee)
+		for _, name := range []string{"Espresso", "Coffee"} {
+			n := name
+			if _, err := f.billing.UpdateTier(ctx, members.CommandLine, "coffee", billing.TierPatch{Name: &n}); err != nil {
+				t.Fatal(err)
+			}
+			if p, _ := f.stripe.Product(ch.Tier.StripeProductID); p["name"] != name {
+				t.Errorf("after renaming to %s, Stripe's product is named %v", name, p["name"])
+			}
+		}
+	})
+}

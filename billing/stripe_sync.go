@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
@@ -139,6 +140,8 @@ func (s *Service) pushProduct(ctx context.Context, sc *client.API, t Tier) (stri
 	if t.Description == "" && existing.Description != "" {
 		params.AddExtra("description", "") // clear it
 	}
+	// Keyed by the tier's change time: a rename undone later is a new update.
+	params.SetIdempotencyKey(stripeapi.IdempotencyKey("product-update", existing.ID, t.UpdatedAt.Format(time.RFC3339Nano)))
 	if _, err := sc.Products.Update(existing.ID, params); err != nil {
 		return "", r, stripeapi.MapError(err)
 	}
@@ -178,6 +181,7 @@ func (s *Service) pushPrice(ctx context.Context, sc *client.API, t Tier, product
 			params := &stripe.PriceParams{LookupKey: stripe.String(key), TransferLookupKey: stripe.Bool(true),
 				Metadata: map[string]string{"patronage_tier": t.Slug}}
 			params.Context = ctx
+			params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-adopt", adopted.ID, key))
 			if _, err := sc.Prices.Update(adopted.ID, params); err != nil {
 				return "", r, stripeapi.MapError(err)
 			}
@@ -242,6 +246,7 @@ func archiveStalePrices(ctx context.Context, sc *client.API, slug, productID str
 	for _, id := range stale {
 		params := &stripe.PriceParams{Active: stripe.Bool(false)}
 		params.Context = ctx
+		params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-archive", id))
 		if _, err := sc.Prices.Update(id, params); err != nil {
 			return 0, stripeapi.MapError(err)
 		}

@@ -243,3 +243,23 @@ func TestAPITokensAreStoredHashedAndCanBeRevoked(t *testing.T) {
 		}
 	})
 }
+
+func TestARoleChangeShowsAtOnceInTheSession(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		m, err := s.CreateMember(ctx, members.CommandLine, "editor@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := s.StartSession(ctx, m.ID)
+		if got, _ := s.MemberForSession(ctx, id); got.Role != members.RolePatron {
+			t.Fatalf("role = %s", got.Role)
+		}
+		if _, _, err := s.EnsureStaff(ctx, members.CommandLine, "editor@example.org", "", members.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.MemberForSession(ctx, id); got.Role != members.RoleAdmin {
+			t.Errorf("right after promotion the session reads role %s, want admin", got.Role)
+		}
+	})
+}

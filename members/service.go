@@ -28,6 +28,7 @@ type Service struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	sending   sync.WaitGroup
+	cache     *memberCache
 }
 
 // Deps is what the Service needs.
@@ -47,7 +48,7 @@ func NewService(d Deps) *Service {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now}
+	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, cache: newMemberCache()}
 }
 
 // Close waits for mail still being sent, until ctx ends.
@@ -250,6 +251,7 @@ func (s *Service) EnsureStaff(ctx context.Context, actor Actor, email, name stri
 		return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.role",
 			SubjectType: "member", SubjectID: m.ID, Before: auditJSON(existing), After: auditJSON(m), CreatedAt: now})
 	})
+	s.cache.forget(m.ID) // after the commit, so no read can cache the old role again
 	return m, created, err
 }
 
@@ -393,6 +395,7 @@ func auditJSON(v any) string {
 // is returned and kept, so a member never has two.
 func (s *Service) LinkStripeCustomer(ctx context.Context, memberID, customerID string) (string, error) {
 	var linked string
+	defer s.cache.forget(memberID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET stripe_customer_id = $1, updated_at = $2 WHERE id = $3 AND stripe_customer_id IS NULL`,
 			customerID, s.now(), memberID); err != nil {

@@ -73,9 +73,15 @@ func (s *Service) MemberForSession(ctx context.Context, sessionID string) (Membe
 	if err != nil {
 		return Member{}, s.redisError("read session", err)
 	}
+	if m, ok := s.cache.get(memberID); ok {
+		return m, nil
+	}
 	m, err := findMemberByID(ctx, s.db, memberID)
 	if errs.Is(err, errs.NotFound) {
 		return Member{}, errNoSession // the account was erased
+	}
+	if err == nil {
+		s.cache.put(m)
 	}
 	return m, err
 }
