@@ -142,3 +142,78 @@ func TestEnvFileNamedButMissingIsAnError(t *testing.T) {
 		t.Fatalf("err = %v, want an ENV_FILE configuration error", err)
 	}
 }
+
+func TestLoadReadsEveryVariableOfEnvExample(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"STRIPE_SECRET_KEY":            "sk_test_123",
+		"STRIPE_API_BASE":              "http://127.0.0.1:12111/",
+		"STRIPE_ALLOW_PROMOTION_CODES": "true",
+		"STRIPE_WEBHOOK_SECRET":        "whsec_new, whsec_old",
+		"DONATION_BOUNDS":              "jpy:500-1000000,EUR:300-50000",
+		"CUSTOM_CSS_URL":               "https://cdn.example.org/site.css",
+		"SMTP_URL":                     "smtps://user:pass@mail.example.org",
+		"NEWSROOM_NAME":                "The Daily Example",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"STRIPE_SECRET_KEY", c.StripeSecretKey, "sk_test_123"},
+		{"STRIPE_API_BASE", c.StripeAPIBase, "http://127.0.0.1:12111"},
+		{"STRIPE_ALLOW_PROMOTION_CODES", c.StripeAllowPromotionCodes, true},
+		{"STRIPE_WEBHOOK_SECRET", strings.Join(c.StripeWebhookSecrets, "|"), "whsec_new|whsec_old"},
+		{"DONATION_BOUNDS JPY", c.DonationBounds["JPY"], config.MinMax{Min: 500, Max: 1000000}},
+		{"DONATION_BOUNDS EUR", c.DonationBounds["EUR"], config.MinMax{Min: 300, Max: 50000}},
+		{"CUSTOM_CSS_URL", c.CustomCSSURL, "https://cdn.example.org/site.css"},
+		{"SMTP_URL", c.SMTPURL, "smtps://user:pass@mail.example.org"},
+		{"NEWSROOM_NAME", c.NewsroomName, "The Daily Example"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+// TestEnvExampleListsExactlyTheVariablesLoadReads keeps .env.example true.
+func TestEnvExampleListsExactlyTheVariablesLoadReads(t *testing.T) {
+	raw, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			documented[strings.TrimSpace(name)] = true
+		}
+	}
+	read := map[string]bool{}
+	config.Load(func(name string) (string, bool) { read[name] = true; return "", false })
+	for name := range read {
+		if !documented[name] {
+			t.Errorf("%s is read but not in .env.example", name)
+		}
+	}
+	for name := range documented {
+		if !read[name] {
+			t.Errorf(".env.example lists %s, which Load never reads", name)
+		}
+	}
+}
+
+func TestLoadRejectsBadStripeValues(t *testing.T) {
+	for name, value := range map[string]string{
+		"STRIPE_SECRET_KEY":     "pk_live_publishable",
+		"STRIPE_API_BASE":       "localhost:12111",
+		"STRIPE_WEBHOOK_SECRET": "secret",
+		"DONATION_BOUNDS":       "EUR:500",
+		"CUSTOM_CSS_URL":        "http://insecure.example/site.css",
+	} {
+		if _, err := config.Load(env(map[string]string{name: value})); err == nil || !strings.Contains(err.Error(), name+":") {
+			t.Errorf("%s=%q: err = %v, want a problem naming it", name, value, err)
+		}
+	}
+}
