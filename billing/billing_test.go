@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -299,14 +300,19 @@ func TestEveryMutatingStripeCallCarriesAnIdempotencyKey(t *testing.T) {
 		if _, err := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR"}); err != nil {
 			t.Fatal(err)
 		}
+		m, _ := f.members.FindMemberByEmail(ctx, "r@example.org")
+		if _, err := f.billing.PortalURL(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
 		posts := 0
 		for _, r := range f.stripe.Requests() {
 			if r.Method != "POST" {
 				continue
 			}
 			posts++
-			if r.IdempotencyKey == "" {
-				t.Errorf("POST %s went without an idempotency key", r.Path)
+			// stripe-go would add a random key of its own; ours are derived.
+			if !strings.HasPrefix(r.IdempotencyKey, "patronage-") {
+				t.Errorf("POST %s carried idempotency key %q, not one of ours", r.Path, r.IdempotencyKey)
 			}
 		}
 		if posts < 8 {
@@ -327,6 +333,53 @@ func TestARenameUndoneIsPushedBothWays(t *testing.T) {
 			if p, _ := f.stripe.Product(ch.Tier.StripeProductID); p["name"] != name {
 				t.Errorf("after renaming to %s, Stripe's product is named %v", name, p["name"])
 			}
+		}
+	})
+}
+
+func TestTwoAnonymousGiversOfTheSameAmountGetTwoSessions(t *testing.T) {
+	eachDB(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		a, err := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR", ClientIP: "198.51.100.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR", ClientIP: "203.0.113.9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ID == b.ID {
+			t.Error("two readers giving the same amount were sent to the same Checkout Session")
+		}
+		again, _ := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR", ClientIP: "198.51.100.1", RequestKey: "form:n1"})
+		twice, _ := f.billing.StartDonationCheckout(ctx, billing.DonationRequest{Amount: 500, Currency: "EUR", ClientIP: "198.51.100.1", RequestKey: "form:n1"})
+		if again.ID != twice.ID || again.ID == a.ID {
+			t.Errorf("a double-submitted form made sessions %s and %s", again.ID, twice.ID)
+		}
+	})
+}
+
+func TestAnAmountChangedAndChangedBackStaysPayable(t *testing.T) {
+	eachDB(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		if _, err := f.billing.CreateTier(ctx, members.CommandLine, coffee); err != nil {
+			t.Fatal(err)
+		}
+		var ch billing.TierChange
+		for _, amount := range []int64{600, 500} {
+			prices := []billing.PriceInput{{Currency: "EUR", Interval: "month", Amount: amount}}
+			var err error
+			if ch, err = f.billing.UpdateTier(ctx, members.CommandLine, "coffee", billing.TierPatch{Prices: &prices}); err != nil || ch.StripeErr != nil {
+				t.Fatalf("set %d: %v %v", amount, err, ch.StripeErr)
+			}
+		}
+		p, _ := ch.Tier.PriceFor("EUR", billing.Month)
+		sp, ok := f.stripe.Price(p.StripePriceID)
+		if !ok || sp["active"] != true || sp["unit_amount"] != int64(500) {
+			t.Fatalf("after 500 → 600 → 500 the tier points at %v, want an active 500 price", sp)
+		}
+		if _, err := f.billing.StartSubscriptionCheckout(ctx, billing.SubscriptionRequest{Email: "r@example.org", Tier: "coffee", Interval: "month", Currency: "EUR"}); err != nil {
+			t.Errorf("checkout after the change back: %v", err)
 		}
 	})
 }

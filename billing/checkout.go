@@ -30,7 +30,7 @@ type SubscriptionRequest struct {
 	Tier       string
 	Interval   string
 	Currency   string
-	RequestKey string // the client's Idempotency-Key, if it sent one
+	RequestKey string // the client's Idempotency-Key, or the page form's nonce
 }
 
 // DonationRequest starts a one-time gift.
@@ -40,7 +40,8 @@ type DonationRequest struct {
 	Amount     int64
 	Currency   string
 	Message    string
-	RequestKey string
+	RequestKey string // the client's Idempotency-Key, or the page form's nonce
+	ClientIP   string // tells anonymous givers apart when there is no RequestKey
 }
 
 const maxDonationMessage = 500 // Stripe's limit on a metadata value
@@ -175,7 +176,7 @@ func (s *Service) StartDonationCheckout(ctx context.Context, req DonationRequest
 		SuccessURL: stripe.String(s.baseURL.String() + "/checkout/success?session_id={CHECKOUT_SESSION_ID}"),
 		CancelURL:  stripe.String(s.baseURL.String() + "/checkout/cancel"),
 	}
-	who := "anonymous"
+	who := "anonymous:" + req.ClientIP
 	if req.MemberID != "" || strings.TrimSpace(req.Email) != "" {
 		m, err := s.member(ctx, req.MemberID, req.Email)
 		if err != nil {
@@ -230,6 +231,7 @@ func (s *Service) PortalURL(ctx context.Context, memberID string) (string, error
 func (s *Service) portalURL(ctx context.Context, sc *client.API, customerID string) (string, error) {
 	params := &stripe.BillingPortalSessionParams{Customer: stripe.String(customerID), ReturnURL: stripe.String(s.baseURL.String() + "/account")}
 	params.Context = ctx
+	params.SetIdempotencyKey(stripeapi.IdempotencyKey("billing-portal", customerID, s.retryBucket("")))
 	sess, err := sc.BillingPortalSessions.New(params)
 	if err != nil {
 		return "", stripeapi.MapError(err)
@@ -256,7 +258,9 @@ func (s *Service) ensureCustomer(ctx context.Context, sc *client.API, m members.
 		params.Name = stripe.String(m.Name)
 	}
 	params.Context = ctx
-	params.SetIdempotencyKey(stripeapi.IdempotencyKey("customer-create", m.ID))
+	// The retry window, not just the member: Stripe replays a saved 500 for
+	// a key, and one failure must not block the member for a day.
+	params.SetIdempotencyKey(stripeapi.IdempotencyKey("customer-create", m.ID, s.retryBucket("")))
 	c, err := sc.Customers.New(params)
 	if err != nil {
 		return "", stripeapi.MapError(err)

@@ -235,8 +235,7 @@ func (s *Service) afterChange(ctx context.Context, slug string) (TierChange, err
 	var change TierChange
 	if s.stripe != nil {
 		if _, err := s.pushTier(ctx, slug); err != nil {
-			s.logger.Warn("push tier to Stripe", "tier", slug, "err", err)
-			change.StripeErr = err
+			change.StripeErr = err // reported in the answer; the web layer logs it
 		}
 	}
 	t, err := findTier(ctx, s.db, slug)

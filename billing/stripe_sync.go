@@ -164,15 +164,15 @@ func productMatches(p *stripe.Product, t Tier) bool {
 func (s *Service) pushPrice(ctx context.Context, sc *client.API, t Tier, productID string, p Price) (string, PushReport, error) {
 	var r PushReport
 	key := LookupKey(t.Slug, p.Interval, p.Currency)
-	current, err := priceByLookupKey(ctx, sc, key)
+	current, found, err := priceByLookupKey(ctx, sc, key)
 	if err != nil {
 		return "", r, err
 	}
-	if current != nil && priceMatches(current, productID, p) {
+	if found && priceMatches(current, productID, p) {
 		return current.ID, r, nil
 	}
 	// An adopted price (import-tiers) may match without our lookup key yet.
-	if p.StripePriceID != "" && (current == nil || current.ID != p.StripePriceID) {
+	if p.StripePriceID != "" && (!found || current.ID != p.StripePriceID) {
 		adopted, err := sc.Prices.Get(p.StripePriceID, &stripe.PriceParams{Params: stripe.Params{Context: ctx}})
 		if err != nil && !isMissing(err) {
 			return "", r, stripeapi.MapError(err)
@@ -199,7 +199,9 @@ func (s *Service) pushPrice(ctx context.Context, sc *client.API, t Tier, product
 		Metadata:          map[string]string{"patronage_tier": t.Slug},
 	}
 	params.Context = ctx
-	params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-create", productID, key, strconv.FormatInt(p.Amount, 10)))
+	// Keyed by the tier's change time too: an amount changed and changed back
+	// needs a new price, not Stripe's replay of the archived one.
+	params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-create", productID, key, strconv.FormatInt(p.Amount, 10), t.UpdatedAt.Format(time.RFC3339Nano)))
 	created, err := sc.Prices.New(params)
 	if err != nil {
 		return "", r, stripeapi.MapError(err)
@@ -214,17 +216,19 @@ func priceMatches(sp *stripe.Price, productID string, p Price) bool {
 		sp.Product != nil && sp.Product.ID == productID
 }
 
-func priceByLookupKey(ctx context.Context, sc *client.API, key string) (*stripe.Price, error) {
+// priceByLookupKey finds the price holding a lookup key; found is false
+// when no price holds it.
+func priceByLookupKey(ctx context.Context, sc *client.API, key string) (price *stripe.Price, found bool, err error) {
 	params := &stripe.PriceListParams{LookupKeys: stripe.StringSlice([]string{key})}
 	params.Context = ctx
 	iter := sc.Prices.List(params)
 	for iter.Next() {
-		return iter.Price(), nil
+		return iter.Price(), true, nil
 	}
 	if err := iter.Err(); err != nil {
-		return nil, stripeapi.MapError(err)
+		return nil, false, stripeapi.MapError(err)
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // archiveStalePrices deactivates our active prices on the product that the

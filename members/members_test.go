@@ -263,3 +263,18 @@ func TestARoleChangeShowsAtOnceInTheSession(t *testing.T) {
 		}
 	})
 }
+
+func TestADuplicateEmailNamesTheExistingMember(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		first, err := s.CreateMember(ctx, members.CommandLine, "walkin@example.org", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.CreateMember(ctx, members.CommandLine, "WALKIN@example.org", "")
+		e := errs.From(err)
+		if e.Code != "email_taken" || e.Details["existing_id"] != first.ID {
+			t.Errorf("duplicate = %+v, want email_taken naming %s", e, first.ID)
+		}
+	})
+}

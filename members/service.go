@@ -205,7 +205,7 @@ func (s *Service) CreateMember(ctx context.Context, actor Actor, email, name str
 			SubjectType: "member", SubjectID: m.ID, After: auditJSON(m), CreatedAt: now})
 	})
 	if err != nil {
-		return Member{}, err
+		return Member{}, withExistingID(ctx, s.db, email, err)
 	}
 	return m, nil
 }

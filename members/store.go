@@ -38,7 +38,9 @@ func insertMember(ctx context.Context, q querier, m Member) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO members (`+memberColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		m.ID, m.Email, nullable(m.Name), string(m.Role), nullable(m.StripeCustomerID), m.CreatedAt, m.UpdatedAt)
 	if sqldb.IsUniqueViolation(err) {
-		return errEmailTaken(ctx, q, m.Email)
+		// No lookup here: on PostgreSQL the failed insert has aborted the
+		// transaction. withExistingID adds the id after it ends.
+		return errs.WithCode(errs.Conflict, "email_taken", "A member with this email already exists.")
 	}
 	if err != nil {
 		return fmt.Errorf("insert member: %w", err)
@@ -46,9 +48,14 @@ func insertMember(ctx context.Context, q querier, m Member) error {
 	return nil
 }
 
-func errEmailTaken(ctx context.Context, q querier, email string) error {
-	e := errs.WithCode(errs.Conflict, "email_taken", "A member with this email already exists.")
-	if existing, err := findMemberByEmail(ctx, q, email); err == nil {
+// withExistingID names the existing member in an email_taken error. It runs
+// outside the failed transaction.
+func withExistingID(ctx context.Context, q querier, email string, err error) error {
+	e := errs.From(err)
+	if e.Code != "email_taken" {
+		return err
+	}
+	if existing, ferr := findMemberByEmail(ctx, q, email); ferr == nil {
 		e.Details = map[string]string{"existing_id": existing.ID}
 	}
 	return e

@@ -158,7 +158,8 @@ func TestAnswersDoNotRevealWhetherAnEmailIsKnown(t *testing.T) {
 	if m := ts.outbox.next(t); m.To != "known@example.org" {
 		t.Errorf("mail went to %s", m.To)
 	}
-	ts.outbox.none(t) // nothing for the unknown address
+	ts.members.Close(context.Background()) // every send has finished
+	ts.outbox.none(t)                      // nothing for the unknown address
 
 	// Signing up again with a known address is the same 202 and a fresh link.
 	again := postJSON(h, "/api/v1/members", `{"email":"KNOWN@example.org"}`)
@@ -193,6 +194,7 @@ func TestBadEmailsAre422AndWriteNothing(t *testing.T) {
 	if err := ts.db.QueryRow(`SELECT COUNT(*) FROM members`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("members after bad sign-ups = %d (%v), want 0", n, err)
 	}
+	ts.members.Close(context.Background())
 	ts.outbox.none(t)
 }
 

@@ -150,6 +150,10 @@ func (s *Server) checkoutSubscription(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	memberID, err := s.signedInID(c)
 	if err != nil {
 		s.fail(c, err)
@@ -172,6 +176,10 @@ func (s *Server) checkoutDonation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	memberID, err := s.signedInID(c)
 	if err != nil {
 		s.fail(c, err)
@@ -179,7 +187,7 @@ func (s *Server) checkoutDonation(c *gin.Context) {
 	}
 	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
 		MemberID: memberID, Email: req.Email, Amount: req.Amount, Currency: req.Currency, Message: req.Message,
-		RequestKey: c.GetHeader("Idempotency-Key"),
+		RequestKey: c.GetHeader("Idempotency-Key"), ClientIP: c.ClientIP(),
 	})
 	if err != nil {
 		s.fail(c, err)

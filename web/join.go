@@ -9,6 +9,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/ids"
 	"github.com/patronage/patronage/internal/money"
 )
 
@@ -28,6 +29,7 @@ type joinData struct {
 	SignedIn   bool
 	GiftMin    string
 	GiftMax    string
+	Nonce      string // one per page view: a double-submitted form makes one session
 }
 
 // joinPage lists tiers for one currency and interval. The month/year and
@@ -42,7 +44,7 @@ func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, prob
 		s.failPage(c, err)
 		return
 	}
-	d := joinData{Interval: "month"}
+	d := joinData{Interval: "month", Nonce: ids.Secret()}
 	if interval == "year" {
 		d.Interval = "year"
 	}
@@ -89,8 +91,13 @@ func (s *Server) joinSubscribe(c *gin.Context) {
 		return
 	}
 	currency, interval := c.PostForm("currency"), c.PostForm("interval")
+	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
+		s.joinProblem(c, currency, interval, err)
+		return
+	}
 	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
 		MemberID: memberID, Email: c.PostForm("email"), Tier: c.PostForm("tier"), Interval: interval, Currency: currency,
+		RequestKey: formKey(c),
 	})
 	if err != nil {
 		s.joinProblem(c, currency, interval, err)
@@ -112,14 +119,28 @@ func (s *Server) joinGift(c *gin.Context) {
 		s.renderJoin(c, http.StatusUnprocessableEntity, currency, "", "The gift amount "+perr.Error()+".")
 		return
 	}
+	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
+		s.joinProblem(c, currency, "", err)
+		return
+	}
 	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
 		MemberID: memberID, Email: c.PostForm("email"), Amount: amount, Currency: currency, Message: c.PostForm("message"),
+		RequestKey: formKey(c), ClientIP: c.ClientIP(),
 	})
 	if err != nil {
 		s.joinProblem(c, currency, "", err)
 		return
 	}
 	c.Redirect(http.StatusSeeOther, sess.URL)
+}
+
+// formKey is the page's nonce, so a double-submitted form makes one
+// Checkout Session and two page views make two.
+func formKey(c *gin.Context) string {
+	if n := c.PostForm("nonce"); n != "" && len(n) <= 100 {
+		return "form:" + n
+	}
+	return ""
 }
 
 func (s *Server) joinProblem(c *gin.Context, currency, interval string, err error) {

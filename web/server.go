@@ -43,11 +43,13 @@ type Deps struct {
 
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
+	CheckoutPerIPPerHour  int
 }
 
 type limits struct {
 	signInPerEmail ratelimit.Rule
 	signInPerIP    ratelimit.Rule
+	checkoutPerIP  ratelimit.Rule
 }
 
 // Server holds the routes and what handlers need.
@@ -102,6 +104,7 @@ func New(d Deps) (*Server, error) {
 		limits: limits{
 			signInPerEmail: ratelimit.PerHour("signin-email", d.SignInPerEmailPerHour),
 			signInPerIP:    ratelimit.PerHour("signin-ip", d.SignInPerIPPerHour),
+			checkoutPerIP:  ratelimit.PerHour("checkout-ip", d.CheckoutPerIPPerHour),
 		},
 		origin:        d.BaseURL.Scheme + "://" + d.BaseURL.Host,
 		secureCookies: d.BaseURL.Scheme == "https",

@@ -77,6 +77,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		MaxBodyBytes:          1024,
 		SignInPerEmailPerHour: 5,
 		SignInPerIPPerHour:    100,
+		CheckoutPerIPPerHour:  100,
 	}
 	for _, m := range mutate {
 		m(&d)
@@ -113,8 +114,8 @@ func (o *outbox) next(t *testing.T) mail.Message {
 	}
 }
 
-// none checks nothing is waiting. Sends happen off the request path, so
-// callers first send a marker mail through the same service and wait for it.
+// none checks nothing was sent. Sends happen off the request path, so
+// callers first wait for them with members.Service.Close.
 func (o *outbox) none(t *testing.T) {
 	t.Helper()
 	select {

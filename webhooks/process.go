@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -36,15 +37,16 @@ type Worker struct {
 	river.WorkerDefaults[ProcessArgs]
 	db       *sqldb.DB
 	handlers Handlers
+	logger   *slog.Logger
 	now      func() time.Time
 }
 
 // NewWorker builds the event worker.
-func NewWorker(db *sqldb.DB, handlers Handlers, now func() time.Time) *Worker {
+func NewWorker(db *sqldb.DB, handlers Handlers, logger *slog.Logger, now func() time.Time) *Worker {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Worker{db: db, handlers: handlers, now: now}
+	return &Worker{db: db, handlers: handlers, logger: logger, now: now}
 }
 
 // Work handles one event. A failure is recorded and returned, so River
@@ -62,6 +64,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 		return w.finish(ctx, ev.ID, StatusIgnored, nil)
 	}
 	if herr := handle(ctx, ev); herr != nil {
+		w.logger.ErrorContext(ctx, "handle Stripe event", "stripe_event_id", ev.ID, "type", ev.Type, "attempt", job.Attempt, "err", herr)
 		final := job.Attempt >= job.MaxAttempts
 		next := StatusPending
 		if final {
@@ -98,7 +101,8 @@ func (w *Worker) load(ctx context.Context, id string) (Event, Status, error) {
 func (w *Worker) finish(ctx context.Context, id string, status Status, cause error) error {
 	var lastErr sql.NullString
 	if cause != nil {
-		lastErr = sql.NullString{String: truncate(cause.Error(), 2000), Valid: true}
+		// Staff see this; the cause's own text (a driver's, say) goes to the log.
+		lastErr = sql.NullString{String: truncate(errs.From(cause).Message, 2000), Valid: true}
 	}
 	var processedAt sql.NullTime
 	if status == StatusProcessed || status == StatusIgnored {

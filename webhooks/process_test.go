@@ -2,13 +2,13 @@ package webhooks_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
@@ -68,17 +68,17 @@ func TestEventsAreProcessedIgnoredOrDeadLettered(t *testing.T) {
 					t.Errorf("handler got object %s", ev.Object)
 				}
 				if fail {
-					return errors.New("stripe is down")
+					return errs.WithCode(errs.Unavailable, "payments_unavailable", "Stripe is down.")
 				}
 				return nil
 			},
-		}, nil)
+		}, testenv.Logger(), nil)
 
 		in := storeEvent(t, db, "evt_handled", "customer.subscription.updated")
 		if err := w.Work(ctx, job("evt_handled", 1, 3)); err == nil {
 			t.Fatal("a failing handler's error was swallowed: River would not retry")
 		}
-		if e := statusOf(t, in, "evt_handled"); e.Status != webhooks.StatusPending || e.LastError != "stripe is down" || e.Attempts != 1 {
+		if e := statusOf(t, in, "evt_handled"); e.Status != webhooks.StatusPending || e.LastError != "Stripe is down." || e.Attempts != 1 {
 			t.Errorf("after a failed attempt: %+v", e)
 		}
 		w.Work(ctx, job("evt_handled", 3, 3))

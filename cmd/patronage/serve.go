@@ -114,6 +114,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		TrustedProxies:        cfg.TrustedProxies,
 		SignInPerEmailPerHour: cfg.SignInPerEmailPerHour,
 		SignInPerIPPerHour:    cfg.SignInPerIPPerHour,
+		CheckoutPerIPPerHour:  cfg.CheckoutPerIPPerHour,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP server: %w", err)

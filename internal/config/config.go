@@ -51,6 +51,7 @@ type Config struct {
 
 	SignInPerEmailPerHour int // RATE_LIMIT_SIGNIN_PER_EMAIL
 	SignInPerIPPerHour    int // RATE_LIMIT_SIGNIN_PER_IP
+	CheckoutPerIPPerHour  int // RATE_LIMIT_CHECKOUT_PER_IP
 
 	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
@@ -162,6 +163,7 @@ func Load(env Lookup) (Config, error) {
 		MailFrom:                  p.mailFrom("MAIL_FROM", "Patronage <patronage@localhost>"),
 		SignInPerEmailPerHour:     p.integer("RATE_LIMIT_SIGNIN_PER_EMAIL", 5, 1, 10000),
 		SignInPerIPPerHour:        p.integer("RATE_LIMIT_SIGNIN_PER_IP", 30, 1, 100000),
+		CheckoutPerIPPerHour:      p.integer("RATE_LIMIT_CHECKOUT_PER_IP", 60, 1, 100000),
 		StripeSecretKey:           p.stripeKey("STRIPE_SECRET_KEY"),
 		StripeAPIBase:             p.httpURL("STRIPE_API_BASE"),
 		StripeAllowPromotionCodes: p.boolean("STRIPE_ALLOW_PROMOTION_CODES", false),
