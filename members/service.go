@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -394,21 +395,20 @@ func auditJSON(v any) string {
 // member already has one (a concurrent checkout got there first), that one
 // is returned and kept, so a member never has two.
 func (s *Service) LinkStripeCustomer(ctx context.Context, memberID, customerID string) (string, error) {
-	var linked string
 	defer s.cache.forget(memberID)
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET stripe_customer_id = $1, updated_at = $2 WHERE id = $3 AND stripe_customer_id IS NULL`,
-			customerID, s.now(), memberID); err != nil {
-			return fmt.Errorf("link Stripe customer: %w", err)
-		}
-		m, err := findMemberByID(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		linked = m.StripeCustomerID
-		return nil
-	})
-	return linked, err
+	// One statement: keep an existing id, else take this one, and say which won.
+	var linked string
+	err := s.db.QueryRowContext(ctx, `UPDATE members
+		SET stripe_customer_id = COALESCE(stripe_customer_id, $1),
+		    updated_at = CASE WHEN stripe_customer_id IS NULL THEN $2 ELSE updated_at END
+		WHERE id = $3 RETURNING stripe_customer_id`, customerID, s.now(), memberID).Scan(&linked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errMemberNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("link Stripe customer: %w", err)
+	}
+	return linked, nil
 }
 
 // FindOrCreateMember returns the member with email, creating a patron

@@ -62,7 +62,12 @@ func New(opts Options) (*client.API, error) {
 	}
 	httpClient := opts.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
+		// Keep connections to Stripe open for reuse: Go's default keeps two
+		// idle per host, so concurrent checkouts would pay a TLS handshake each.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConns = 128
+		transport.MaxIdleConnsPerHost = 64
+		httpClient = &http.Client{Timeout: defaultTimeout, Transport: transport}
 	}
 	retries := opts.MaxNetworkRetries
 	switch {
