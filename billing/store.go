@@ -137,7 +137,12 @@ func loadPrices(ctx context.Context, q querier, slugs []string) (map[string][]Pr
 	if len(slugs) == 0 {
 		return out, nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT tier_slug, currency, billing_interval, amount, stripe_price_id FROM tier_prices ORDER BY tier_slug, currency, billing_interval`)
+	// One tier reads its own prices; a list reads them all in one query.
+	query, args := `SELECT tier_slug, currency, billing_interval, amount, stripe_price_id FROM tier_prices`, []any{}
+	if len(slugs) == 1 {
+		query, args = query+` WHERE tier_slug = $1`, []any{slugs[0]}
+	}
+	rows, err := q.QueryContext(ctx, query+` ORDER BY tier_slug, currency, billing_interval`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load tier prices: %w", err)
 	}

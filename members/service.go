@@ -313,40 +313,27 @@ func (s *Service) MemberForAPIToken(ctx context.Context, token string) (Member, 
 		return Member{}, errBadToken
 	}
 	var tokenID string
-	var lastUsed sql.NullTime
-	var revoked sql.NullTime
-	row := s.db.QueryRowContext(ctx, `SELECT id, last_used_at, revoked_at FROM api_tokens WHERE token_hash = $1`, ids.Hash(token))
-	if err := row.Scan(&tokenID, &lastUsed, &revoked); err != nil {
-		if err == sql.ErrNoRows {
-			return Member{}, errBadToken
-		}
-		return Member{}, fmt.Errorf("find API token: %w", err)
-	}
-	if revoked.Valid {
+	var lastUsed, revoked sql.NullTime
+	var m Member
+	var name, customer sql.NullString
+	var role string
+	err := s.db.QueryRowContext(ctx, `SELECT t.id, t.last_used_at, t.revoked_at,
+		m.id, m.email, m.name, m.role, m.stripe_customer_id, m.created_at, m.updated_at
+		FROM api_tokens t JOIN members m ON m.id = t.member_id WHERE t.token_hash = $1`, ids.Hash(token)).
+		Scan(&tokenID, &lastUsed, &revoked, &m.ID, &m.Email, &name, &role, &customer, &m.CreatedAt, &m.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
 		return Member{}, errBadToken
 	}
-	m, err := s.memberForToken(ctx, tokenID)
 	if err != nil {
-		return Member{}, err
+		return Member{}, fmt.Errorf("find API token: %w", err)
 	}
+	m.Name, m.StripeCustomerID, m.Role = name.String, customer.String, Role(role)
 	now := s.now()
 	if !lastUsed.Valid || now.Sub(lastUsed.Time) > time.Minute {
 		// At most one write a minute per token, however busy it is.
 		if _, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, now, tokenID); err != nil {
 			s.logger.Warn("record API token use", "token_id", tokenID, "err", err)
 		}
-	}
-	return m, nil
-}
-
-func (s *Service) memberForToken(ctx context.Context, tokenID string) (Member, error) {
-	m, err := scanMember(s.db.QueryRowContext(ctx, `SELECT m.id, m.email, m.name, m.role, m.stripe_customer_id, m.created_at, m.updated_at
-		FROM members m JOIN api_tokens t ON t.member_id = m.id WHERE t.id = $1`, tokenID))
-	if err != nil {
-		if err == sql.ErrNoRows {
-			return Member{}, errBadToken
-		}
-		return Member{}, fmt.Errorf("find API token member: %w", err)
 	}
 	return m, nil
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -149,16 +148,7 @@ func (s *Server) joinProblem(c *gin.Context, currency, interval string, err erro
 		s.failPage(c, err)
 		return
 	}
-	msg := e.Message
-	if len(e.Fields) > 0 {
-		var parts []string
-		for field, problem := range e.Fields {
-			parts = append(parts, "The "+strings.ReplaceAll(field, "_", " ")+" "+problem+".")
-		}
-		slices.Sort(parts)
-		msg = strings.Join(parts, " ")
-	}
-	s.renderJoin(c, statusOf[e.Kind], currency, interval, msg)
+	s.renderJoin(c, statusOf[e.Kind], currency, interval, forPerson(e))
 }
 
 func (s *Server) checkoutSuccessPage(c *gin.Context) {

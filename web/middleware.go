@@ -44,40 +44,43 @@ func withRequestID(c *gin.Context) {
 	c.Next()
 }
 
-// logRequests writes one line per request. It logs the path without the
-// query string: sign-in links carry their token there.
-func (s *Server) logRequests(c *gin.Context) {
+// account records every request once it is answered: its count and latency
+// by route pattern and status for /metrics, and one log line. The line
+// holds the path without the query string: sign-in links carry their token
+// there. It is built only when the level is logged (LOG_LEVEL=warn skips
+// the info lines of successful requests).
+func (s *Server) account(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	elapsed := time.Since(start)
+	route := routeLabel(c)
 	status := c.Writer.Status()
+	code := strconv.Itoa(status)
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, code).Inc()
+	s.metrics.latency.WithLabelValues(c.Request.Method, route, code).Observe(elapsed.Seconds())
+
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
 	}
+	ctx := c.Request.Context()
+	if !s.logger.Enabled(ctx, level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
-		slog.String("route", routeLabel(c)),
+		slog.String("route", route),
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", status),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.Int("bytes", c.Writer.Size()),
 		slog.String("client_ip", c.ClientIP()),
 	}
 	if id := c.GetString("stripe_event_id"); id != "" {
 		attrs = append(attrs, slog.String("stripe_event_id", id))
 	}
-	s.logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
-}
-
-// observe records request counts and latencies by route and status.
-func (s *Server) observe(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	route := routeLabel(c)
-	status := strconv.Itoa(c.Writer.Status())
-	s.metrics.requests.WithLabelValues(c.Request.Method, route, status).Inc()
-	s.metrics.latency.WithLabelValues(c.Request.Method, route, status).Observe(time.Since(start).Seconds())
+	s.logger.LogAttrs(ctx, level, "request", attrs...)
 }
 
 // routeLabel is the route pattern, never the raw path, so ids in paths do
@@ -108,20 +111,20 @@ func (s *Server) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// limitBody refuses a declared length over the limit at once and caps the
+// limitBody refuses a declared length over limit at once and caps the
 // rest, so a handler reading the body gets *http.MaxBytesError past it.
-func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.URL.Path == "/webhooks/stripe" {
-		c.Next() // Stripe's events have their own 1 MiB limit, whatever MAX_BODY_BYTES says
-		return
+// routes gives each group its limit: MAX_BODY_BYTES for the API and pages,
+// Stripe's own 1 MiB for its events.
+func limitBody(limit int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > limit {
+			writeError(c, http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("The request body is larger than %d bytes.", limit), nil)
+			return
+		}
+		if c.Request.Body != nil && c.Request.Body != http.NoBody {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		}
+		c.Next()
 	}
-	if c.Request.ContentLength > s.maxBody {
-		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("The request body is larger than %d bytes.", s.maxBody), nil)
-		return
-	}
-	if c.Request.Body != nil && c.Request.Body != http.NoBody {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
-	}
-	c.Next()
 }

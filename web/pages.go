@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -67,6 +68,21 @@ func (s *Server) renderPage(c *gin.Context, status int, name string, data pageDa
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
 
+// forPerson turns an error into sentences for a page: each offending
+// field in turn ("The email must be a valid email address."), else the
+// error's own message.
+func forPerson(e *errs.Error) string {
+	if len(e.Fields) == 0 {
+		return e.Message
+	}
+	parts := make([]string, 0, len(e.Fields))
+	for field, problem := range e.Fields {
+		parts = append(parts, "The "+strings.ReplaceAll(field, "_", " ")+" "+problem+".")
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
 // failPage shows an error to a person in a page rather than JSON.
 func (s *Server) failPage(c *gin.Context, err error) {
 	e := errs.From(err)
@@ -74,12 +90,9 @@ func (s *Server) failPage(c *gin.Context, err error) {
 	if status == 0 || status >= 500 {
 		s.logger.ErrorContext(c.Request.Context(), "page failed", "request_id", requestID(c), "route", c.FullPath(), "err", err)
 	}
-	msg := e.Message
+	msg := forPerson(e)
 	if e.Kind == errs.Internal {
 		status, msg = http.StatusInternalServerError, "Something went wrong on our side. Please try again."
-	}
-	for field, problem := range e.Fields {
-		msg = "The " + field + " " + problem + "."
 	}
 	s.renderPage(c, status, "message.html", pageData{Title: "Sorry", Error: msg})
 }
@@ -102,11 +115,7 @@ func (s *Server) signInForm(c *gin.Context) {
 	}
 	if errs.Is(err, errs.Invalid) || errs.Is(err, errs.RateLimited) {
 		e := errs.From(err)
-		msg := e.Message
-		if p, ok := e.Fields["email"]; ok {
-			msg = "The email address " + p + "."
-		}
-		s.renderPage(c, statusOf[e.Kind], "signin.html", pageData{Title: "Sign in", Email: email, Next: next, Error: msg})
+		s.renderPage(c, statusOf[e.Kind], "signin.html", pageData{Title: "Sign in", Email: email, Next: next, Error: forPerson(e)})
 		return
 	}
 	if err != nil {

@@ -5,12 +5,15 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/patronage/patronage/webhooks"
 )
 
 // routes is the table of contents of Patronage's HTTP API and pages: every
 // route is registered here and nowhere else.
 func (s *Server) routes() {
-	e := s.engine
+	// Everything but Stripe's events reads at most MAX_BODY_BYTES.
+	e := s.engine.Group("", limitBody(s.maxBody))
 
 	// Operations.
 	e.GET("/healthz", s.healthz)
@@ -36,7 +39,7 @@ func (s *Server) routes() {
 	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 
 	// Stripe's events: signed, stored, then acknowledged.
-	e.POST("/webhooks/stripe", s.stripeWebhook)
+	s.engine.POST("/webhooks/stripe", limitBody(webhooks.MaxBody), s.stripeWebhook)
 
 	// Reader API.
 	api := e.Group("/api/v1")

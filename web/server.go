@@ -126,7 +126,7 @@ func New(d Deps) (*Server, error) {
 	if err := e.SetTrustedProxies(d.TrustedProxies); err != nil {
 		return nil, err
 	}
-	e.Use(withRequestID, s.logRequests, s.observe, s.recoverPanics, securityHeaders, s.limitBody, s.checkOrigin)
+	e.Use(withRequestID, s.account, s.recoverPanics, securityHeaders, s.checkOrigin)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "not_found", "There is nothing at this address.", nil)
 	})

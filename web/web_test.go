@@ -133,7 +133,7 @@ type probe struct {
 // withProbeRoutes adds routes that exercise the shared JSON and error
 // machinery the way every API handler uses it.
 func withProbeRoutes(s *Server) {
-	s.engine.POST("/probe", func(c *gin.Context) {
+	s.engine.POST("/probe", limitBody(s.maxBody), func(c *gin.Context) {
 		var p probe
 		if err := s.decodeJSON(c, &p); err != nil {
 			s.fail(c, err)
@@ -248,6 +248,24 @@ func TestABodyOverTheLimitWithoutALengthIsRefused(t *testing.T) {
 	}
 	if e := decodeError(t, rec); e.Code != "body_too_large" {
 		t.Errorf("code = %q, want body_too_large", e.Code)
+	}
+}
+
+func TestRealRoutesCapTheirBodies(t *testing.T) {
+	s, _ := newTestServer(t)
+	for _, path := range []string{"/api/v1/members", "/api/v1/checkout/donation"} {
+		req := httptest.NewRequest("POST", path, io.MultiReader(strings.NewReader(`{"email":"`), strings.NewReader(strings.Repeat("a", 5000)), strings.NewReader(`"}`)))
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("POST %s with 5 KB against a 1 KB limit = %d, want 413", path, rec.Code)
+		}
+	} // A browser's form declares its length: refused before it is read.
+	form := "email=" + strings.Repeat("a", 5000) + "%40example.org"
+	if rec := do(s.Handler(), "POST", "/signin", "application/x-www-form-urlencoded", strings.NewReader(form)); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST /signin with a 5 KB form = %d, want 413", rec.Code)
 	}
 }
 

@@ -20,9 +20,9 @@ func (s *Server) stripeWebhook(c *gin.Context) {
 		s.fail(c, errs.WithCode(errs.Unavailable, "webhooks_not_configured", "Stripe webhooks are not configured: set STRIPE_WEBHOOK_SECRET."))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, webhooks.MaxBody+1))
+	body, err := io.ReadAll(c.Request.Body) // capped at webhooks.MaxBody by the route
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) || len(body) > webhooks.MaxBody {
+	if errors.As(err, &tooLarge) {
 		s.fail(c, errBodyTooLarge(webhooks.MaxBody))
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -38,9 +37,10 @@ func TestAReaderJoinsSignsInAndSeesTheirAccount(t *testing.T) {
 	// The sign-in link in the mail is built from BASE_URL, and writes are
 	// checked against it, so it must be the very origin the browser uses.
 	addr := freeLoopbackAddr(t)
-	s := startServerAt(t, addr, map[string]string{
-		"DATA_DIR": filepath.Join(t.TempDir(), "data"),
-		"BASE_URL": "http://" + addr,
+	s := startServer(t, map[string]string{
+		"HTTP_ADDR": addr,
+		"DATA_DIR":  filepath.Join(t.TempDir(), "data"),
+		"BASE_URL":  "http://" + addr,
 	})
 
 	// The whole walk, browser start included, has a minute. A cleanup, not a
@@ -405,41 +405,6 @@ func freeLoopbackAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return addr
-}
-
-// startServerAt is startServer on a given address rather than a random one.
-func startServerAt(t *testing.T, addr string, env map[string]string) *server {
-	t.Helper()
-	env["HTTP_ADDR"] = addr
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogWatcher()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"patronage", "serve"}, mapEnv(env), io.Discard, logs)
-	}()
-	select {
-	case <-logs.addr:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve stopped before listening on %s: %v\nlogs:\n%s", addr, err, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("serve did not listen within 30s\nlogs:\n%s", logs)
-	}
-	s := &server{URL: "http://" + addr, logs: logs}
-	s.stop = func() error {
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("serve returned %v on shutdown", err)
-		}
-	})
-	if code, body := get(t, s.URL+"/healthz"); code != 200 {
-		t.Fatalf("/healthz = %d %s", code, body)
-	}
-	return s
 }
 
 // stopProcessesUsingProfile waits, until ctx ends, for every process started

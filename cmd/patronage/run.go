@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/stripe/stripe-go/v76"
@@ -161,16 +162,7 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
-func indent(s string) string {
-	out := "  "
-	for _, r := range s {
-		out += string(r)
-		if r == '\n' {
-			out += "  "
-		}
-	}
-	return out
-}
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 // notifyShutdown ends ctx on SIGINT or SIGTERM.
 func notifyShutdown(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -55,10 +55,13 @@ type server struct {
 }
 
 // startServer runs `patronage serve` in-process with the given environment
-// and waits until /healthz answers.
+// (on a random port unless env sets HTTP_ADDR) and waits until /healthz
+// answers.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
-	env["HTTP_ADDR"] = "127.0.0.1:0"
+	if env["HTTP_ADDR"] == "" {
+		env["HTTP_ADDR"] = "127.0.0.1:0"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	done := make(chan error, 1)

@@ -294,23 +294,7 @@ func (p *parser) baseURL(name, def string) *url.URL {
 }
 
 func (p *parser) databaseURL(name string) string {
-	v, ok := p.env(name)
-	if !ok {
-		return ""
-	}
-	v = strings.TrimSpace(v)
-	scheme, _, found := strings.Cut(v, "://")
-	switch {
-	case !found:
-		p.fail(name, "missing scheme (want postgres:// or postgresql://, or leave unset for embedded SQLite)")
-	case scheme != "postgres" && scheme != "postgresql":
-		p.fail(name, "unsupported scheme %q (want postgres:// or postgresql://, or leave unset for embedded SQLite)", scheme)
-	default:
-		if _, err := url.Parse(v); err != nil {
-			p.fail(name, "not a valid URL (want postgres://user:password@host:5432/dbname)")
-		}
-	}
-	return v
+	return p.serviceURL(name, "postgres", "postgresql", "postgres://user:password@host:5432/dbname", ", or leave unset for embedded SQLite")
 }
 
 // MinMax is an inclusive range of amounts in minor units.
@@ -396,20 +380,27 @@ func (p *parser) mailFrom(name, def string) string {
 }
 
 func (p *parser) redisURL(name string) string {
+	return p.serviceURL(name, "redis", "rediss", "redis://host:6379/0", "")
+}
+
+// serviceURL checks a connection URL: one of two schemes, then a host.
+// An unset variable is "" (the embedded service).
+func (p *parser) serviceURL(name, scheme1, scheme2, example, orElse string) string {
 	v, ok := p.env(name)
 	if !ok {
 		return ""
 	}
 	v = strings.TrimSpace(v)
+	want := fmt.Sprintf("want %s:// or %s://%s", scheme1, scheme2, orElse)
 	scheme, _, found := strings.Cut(v, "://")
 	switch {
 	case !found:
-		p.fail(name, "missing scheme (want redis:// or rediss://)")
-	case scheme != "redis" && scheme != "rediss":
-		p.fail(name, "unsupported scheme %q (want redis:// or rediss://)", scheme)
+		p.fail(name, "missing scheme (%s)", want)
+	case scheme != scheme1 && scheme != scheme2:
+		p.fail(name, "unsupported scheme %q (%s)", scheme, want)
 	default:
 		if u, err := url.Parse(v); err != nil || u.Host == "" {
-			p.fail(name, "not a valid URL (want redis://host:6379/0)")
+			p.fail(name, "not a valid URL (want %s)", example)
 		}
 	}
 	return v

@@ -72,14 +72,6 @@ func From(err error) *Error {
 	return &Error{Kind: Internal, Code: string(Internal), Message: "Something went wrong on our side.", Err: err}
 }
 
-// KindOf reports the kind of err, Internal for any error that is not an *Error.
-func KindOf(err error) Kind {
-	if err == nil {
-		return ""
-	}
-	return From(err).Kind
-}
-
 // Is reports whether err is an *Error of the given kind.
 func Is(err error, kind Kind) bool {
 	var e *Error

@@ -273,33 +273,24 @@ func (db *DB) MigrationStatus(ctx context.Context, fsys fs.FS) ([]MigrationStatu
 // version, a *PendingError when migrations are missing and a
 // *SchemaTooNewError when the database is ahead.
 func (db *DB) CheckSchema(ctx context.Context, fsys fs.FS) error {
-	status, err := db.MigrationStatus(ctx, fsys)
-	if err != nil {
-		return err
-	}
 	migrations, err := db.Dialect.LoadMigrations(fsys)
 	if err != nil {
 		return err
 	}
-	known := map[int]bool{}
-	latest := 0
+	if err := db.ensureMigrationsTable(ctx); err != nil {
+		return err
+	}
+	if err := db.refuseNewer(ctx, migrations); err != nil {
+		return err
+	}
+	applied, err := db.appliedVersions(ctx)
+	if err != nil {
+		return err
+	}
 	for _, m := range migrations {
-		known[m.Version] = true
-		latest = m.Version
-	}
-	dbVersion, pending := 0, false
-	for _, s := range status {
-		if s.AppliedAt == nil {
-			pending = true
-			continue
+		if _, ok := applied[m.Version]; !ok {
+			return &PendingError{DatabaseVersion: maxKey(applied), BinaryVersion: migrations[len(migrations)-1].Version}
 		}
-		dbVersion = s.Version
-		if !known[s.Version] {
-			return &SchemaTooNewError{DatabaseVersion: s.Version, BinaryVersion: latest}
-		}
-	}
-	if pending {
-		return &PendingError{DatabaseVersion: dbVersion, BinaryVersion: latest}
 	}
 	return nil
 }

@@ -102,7 +102,9 @@ func openSQLite(opts Options) (*DB, error) {
 	q.Set("_time_integer_format", "unix_micro")
 	q.Set("_inttotime", "1")
 	q.Set("_timezone", "UTC")
-	dsn := "file:" + path + "?" + q.Encode()
+	// The name is a SQLite URI: a '#' or '?' in DATA_DIR must be escaped,
+	// or SQLite opens a different file.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite: %w", err)

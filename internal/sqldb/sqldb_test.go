@@ -248,7 +248,8 @@ func TestInTxRollsBackOnError(t *testing.T) {
 }
 
 func TestSQLiteFileSurvivesReopen(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "nested", "data")
+	// A DATA_DIR with URI characters in it is still the directory used.
+	dir := filepath.Join(t.TempDir(), "news#room?", "da%20ta")
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, sqldb.Options{DataDir: dir})
 	if err != nil {
@@ -263,6 +264,9 @@ func TestSQLiteFileSurvivesReopen(t *testing.T) {
 	db.Close()
 	if _, err := os.Stat(filepath.Join(dir, sqldb.SQLiteFile)); err != nil {
 		t.Fatalf("database file: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(filepath.Dir(dir))); len(entries) != 1 {
+		t.Errorf("files beside the data directory: %v; SQLite opened another path", entries)
 	}
 
 	db, err = sqldb.Open(ctx, sqldb.Options{DataDir: dir})

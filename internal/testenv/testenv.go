@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -80,9 +81,6 @@ func EachMigratedDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 		fn(t, db)
 	})
 }
-
-// SQLiteDir returns a fresh directory for an embedded database.
-func SQLiteDir(t testing.TB) string { return t.TempDir() }
 
 // SQLite opens a fresh embedded database in a temporary directory.
 func SQLite(t testing.TB) *sqldb.DB {
@@ -219,17 +217,22 @@ func MigratedSQLite(t testing.TB) *sqldb.DB {
 			template.err = err
 			return
 		}
-		defer db.Close()
-		if _, err := db.Migrate(ctx, sqldb.Migrations()); err != nil {
+		_, err = db.Migrate(ctx, sqldb.Migrations())
+		if err == nil {
+			_, err = jobs.Migrate(ctx, db)
+		}
+		// Closing the last connection checkpoints the WAL into the file; a
+		// checkpoint run on one pooled connection may stop short of that
+		// while another holds a snapshot, and say nothing.
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			template.err = err
 			return
 		}
-		if _, err := jobs.Migrate(ctx, db); err != nil {
-			template.err = err
-			return
-		}
-		if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			template.err = err
+		if _, err := os.Stat(filepath.Join(dir, sqldb.SQLiteFile+"-wal")); err == nil {
+			template.err = fmt.Errorf("the template's WAL was not checkpointed on close")
 			return
 		}
 		template.bytes, template.err = os.ReadFile(filepath.Join(dir, sqldb.SQLiteFile))
