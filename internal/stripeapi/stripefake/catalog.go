@@ -29,7 +29,7 @@ func createProduct(s *Server, _ string, p params) (map[string]any, *apiError) {
 		return nil, &apiError{status: 400, Type: "invalid_request_error", Code: "resource_already_exists", Param: "id",
 			Message: "Product already exists."}
 	}
-	t := now()
+	t := s.now()
 	prod := map[string]any{
 		"id": id, "object": "product", "active": true, "attributes": []any{}, "created": t,
 		"features": []any{}, "images": []any{}, "livemode": false, "metadata": map[string]any{},
@@ -38,7 +38,9 @@ func createProduct(s *Server, _ string, p params) (map[string]any, *apiError) {
 	if e := setProductFields(prod, p); e != nil {
 		return nil, e
 	}
-	return s.add(prod), nil
+	s.add(prod)
+	s.emit("product.created", prod, nil)
+	return prod, nil
 }
 
 func updateProduct(s *Server, id string, p params) (map[string]any, *apiError) {
@@ -53,8 +55,7 @@ func updateProduct(s *Server, id string, p params) (map[string]any, *apiError) {
 	if e := setProductFields(next, p); e != nil {
 		return nil, e
 	}
-	next["updated"] = now()
-	s.objects[id] = next
+	s.update(prod, next, "product.updated")
 	return next, nil
 }
 
@@ -110,7 +111,9 @@ func createPrice(s *Server, _ string, p params) (map[string]any, *apiError) {
 	if e := s.setPriceFields(price, p); e != nil {
 		return nil, e
 	}
-	return s.add(price), nil
+	s.add(price)
+	s.emit("price.created", price, nil)
+	return price, nil
 }
 
 var currencyCode = regexp.MustCompile(`^[a-zA-Z]{3}$`)
@@ -155,7 +158,7 @@ func (s *Server) newPrice(p params, at string) (map[string]any, *apiError) {
 	}
 	price := map[string]any{
 		"id": newID("price_"), "object": "price", "active": true, "billing_scheme": "per_unit",
-		"created": now(), "currency": strings.ToLower(currency), "livemode": false,
+		"created": s.now(), "currency": strings.ToLower(currency), "livemode": false,
 		"metadata": map[string]any{}, "product": product, "tax_behavior": "unspecified",
 		"type": "one_time", "unit_amount": amount, "unit_amount_decimal": strconv.FormatInt(amount, 10),
 	}
@@ -188,7 +191,7 @@ func updatePrice(s *Server, id string, p params) (map[string]any, *apiError) {
 	if e := s.setPriceFields(next, p); e != nil {
 		return nil, e
 	}
-	s.objects[id] = next
+	s.update(price, next, "price.updated")
 	return next, nil
 }
 
@@ -218,7 +221,7 @@ func (s *Server) setPriceFields(price map[string]any, p params) *apiError {
 		}
 		moved := clone(holder).(map[string]any)
 		moved["lookup_key"] = nil
-		s.objects[id] = moved
+		s.update(holder, moved, "price.updated")
 	}
 	price["lookup_key"] = nullIfEmpty(key)
 	return nil
@@ -243,7 +246,8 @@ func listPrices(s *Server, _ string, p params) (map[string]any, *apiError) {
 // (ignoring case).
 func matches(p params, key string, v any) bool {
 	want, ok := p.str(key)
-	return !ok || strings.EqualFold(want, v.(string))
+	got, _ := v.(string)
+	return !ok || strings.EqualFold(want, got)
 }
 
 func nullIfEmpty(s string) any {

@@ -2,7 +2,6 @@ package stripefake
 
 import (
 	"fmt"
-	"time"
 )
 
 var customerFields = []string{"email", "name", "metadata", "description", "phone"}
@@ -13,13 +12,15 @@ func createCustomer(s *Server, _ string, p params) (map[string]any, *apiError) {
 	}
 	id := newID("cus_")
 	cus := map[string]any{
-		"id": id, "object": "customer", "balance": int64(0), "created": now(), "delinquent": false,
+		"id": id, "object": "customer", "balance": int64(0), "created": s.now(), "delinquent": false,
 		"invoice_prefix": id[4:12], "invoice_settings": map[string]any{}, "livemode": false,
 		"metadata": map[string]any{}, "next_invoice_sequence": int64(1), "preferred_locales": []any{},
 		"tax_exempt": "none",
 	}
 	setCustomerFields(cus, p)
-	return s.add(cus), nil
+	s.add(cus)
+	s.emit("customer.created", cus, nil)
+	return cus, nil
 }
 
 func updateCustomer(s *Server, id string, p params) (map[string]any, *apiError) {
@@ -32,8 +33,40 @@ func updateCustomer(s *Server, id string, p params) (map[string]any, *apiError) 
 	}
 	next := clone(cus).(map[string]any)
 	setCustomerFields(next, p)
-	s.objects[id] = next
+	s.update(cus, next, "customer.updated")
 	return next, nil
+}
+
+// listCustomers leaves out deleted customers, as Stripe does. Its email
+// filter is exact, case included, as Stripe's is.
+func listCustomers(s *Server, _ string, p params) (map[string]any, *apiError) {
+	email, byEmail := p.str("email")
+	return s.list("customer", p, func(cus map[string]any) bool {
+		return cus["deleted"] != true && (!byEmail || cus["email"] == email)
+	}, "email")
+}
+
+// DeleteCustomer deletes a customer as Stripe does: each of its
+// subscriptions that has not ended is canceled at once
+// (customer.subscription.deleted each), then customer.deleted carries the
+// customer as it was, marked deleted. Later reads answer the deleted stub.
+func (s *Server) DeleteCustomer(customerID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cus := s.get("customer", customerID)
+	if cus == nil {
+		return fmt.Errorf("stripefake: no customer %q", customerID)
+	}
+	for _, id := range s.order["subscription"] {
+		if sub := s.objects[id]; sub["customer"] == customerID && !ended(sub) {
+			s.endSubscription(sub)
+		}
+	}
+	gone := clone(cus).(map[string]any)
+	gone["deleted"] = true
+	s.emit("customer.deleted", gone, nil)
+	s.objects[customerID] = map[string]any{"id": customerID, "object": "customer", "deleted": true}
+	return nil
 }
 
 func setCustomerFields(cus map[string]any, p params) {
@@ -48,8 +81,9 @@ func setCustomerFields(cus map[string]any, p params) {
 // checkoutPlan is what a Checkout Session holds that its JSON does not show
 // until expanded or completed.
 type checkoutPlan struct {
-	lineItems            []any
-	subscriptionMetadata map[string]any
+	lineItems             []any
+	subscriptionMetadata  map[string]any
+	paymentIntentMetadata map[string]any
 }
 
 func createCheckoutSession(s *Server, _ string, p params) (map[string]any, *apiError) {
@@ -88,7 +122,7 @@ func createCheckoutSession(s *Server, _ string, p params) (map[string]any, *apiE
 		return nil, e
 	}
 
-	id, t := newID("cs_test_"), now()
+	id, t := newID("cs_test_"), s.now()
 	sess := map[string]any{
 		"id": id, "object": "checkout.session", "amount_subtotal": total, "amount_total": total,
 		"automatic_tax": map[string]any{"enabled": false}, "created": t, "currency": currency,
@@ -113,8 +147,9 @@ func createCheckoutSession(s *Server, _ string, p params) (map[string]any, *apiE
 		sess["customer_creation"] = "if_required"
 	}
 	s.checkouts[id] = &checkoutPlan{
-		lineItems:            items,
-		subscriptionMetadata: applyMetadata(map[string]any{}, p.sub("subscription_data")),
+		lineItems:             items,
+		subscriptionMetadata:  applyMetadata(map[string]any{}, p.sub("subscription_data")),
+		paymentIntentMetadata: applyMetadata(map[string]any{}, p.sub("payment_intent_data")),
 	}
 	return s.add(sess), nil
 }
@@ -217,18 +252,20 @@ func createPortalSession(s *Server, _ string, p params) (map[string]any, *apiErr
 	}
 	id := newID("bps_")
 	return s.add(map[string]any{
-		"id": id, "object": "billing_portal.session", "configuration": "bpc_stripefake", "created": now(),
+		"id": id, "object": "billing_portal.session", "configuration": "bpc_stripefake", "created": s.now(),
 		"customer": customer, "livemode": false, "locale": optional(p, "locale"),
 		"return_url": optional(p, "return_url"), "url": s.URL + "/billing_portal/" + id,
 	}), nil
 }
 
 // CompleteCheckoutSession does what a customer paying on the hosted page
-// would, and returns the completed session. A subscription-mode session
-// gets a customer (when it had none) and an active subscription carrying
-// subscription_data[metadata]; a payment-mode session gets a payment_intent
-// id (the fake keeps no payment intents). The fake sends no webhooks: a test
-// builds checkout.session.completed itself from what this returns.
+// would, and returns the completed session. A session without a customer
+// gets one when its mode needs one (customer.created). A subscription-mode
+// session starts an active subscription carrying subscription_data[metadata]
+// and pays its first invoice (customer.subscription.created,
+// charge.succeeded, invoice.paid); a payment-mode session is paid through a
+// payment intent carrying payment_intent_data[metadata] (charge.succeeded).
+// checkout.session.completed comes last.
 func (s *Server) CompleteCheckoutSession(id string) (map[string]any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,6 +275,9 @@ func (s *Server) CompleteCheckoutSession(id string) (map[string]any, error) {
 	}
 	next := clone(sess).(map[string]any)
 	mode := next["mode"]
+	if cus, ok := next["customer"].(string); ok && s.get("customer", cus) == nil {
+		return nil, fmt.Errorf("stripefake: checkout session %q is for deleted customer %q", id, cus)
+	}
 	if next["customer"] == nil && (mode == "subscription" || next["customer_creation"] == "always") {
 		email, _ := next["customer_email"].(string)
 		cus, _ := createCustomer(s, "", params{"email": email})
@@ -249,51 +289,21 @@ func (s *Server) CompleteCheckoutSession(id string) (map[string]any, error) {
 	}
 	next["customer_details"] = map[string]any{"email": email, "tax_exempt": "none", "tax_ids": []any{}}
 	next["status"], next["payment_status"] = "complete", "paid"
+	plan := s.checkouts[id]
 	switch mode {
 	case "subscription":
-		next["subscription"] = s.subscribe(next, s.checkouts[id])["id"]
+		sub, inv := s.subscribe(next["customer"].(string), plan.lineItems, plan.subscriptionMetadata, 0)
+		next["subscription"], next["invoice"] = sub["id"], inv["id"]
 	case "payment":
-		next["payment_intent"] = newID("pi_")
+		pi := s.newPaymentIntent(next["customer"], next["amount_total"].(int64), next["currency"], nil, plan.paymentIntentMetadata)
+		s.charge(pi)
+		next["payment_intent"] = pi["id"]
 	case "setup":
 		next["payment_status"], next["setup_intent"] = "no_payment_required", newID("seti_")
 	}
 	s.objects[id] = next
+	s.emit("checkout.session.completed", next, nil)
 	return clone(next).(map[string]any), nil
-}
-
-// subscribe stores the subscription a completed session creates. Its period
-// follows the first recurring price; one-time prices are left out, as Stripe
-// charges them once on the first invoice.
-func (s *Server) subscribe(sess map[string]any, plan *checkoutPlan) map[string]any {
-	id, start := newID("sub_"), time.Now().UTC()
-	end := start
-	items := []any{}
-	for _, li := range plan.lineItems {
-		price := li.(map[string]any)["price"].(map[string]any)
-		rec, ok := price["recurring"].(map[string]any)
-		if !ok {
-			continue
-		}
-		if len(items) == 0 {
-			n := int(rec["interval_count"].(int64))
-			end = map[any]time.Time{
-				"day": start.AddDate(0, 0, n), "week": start.AddDate(0, 0, 7*n),
-				"month": start.AddDate(0, n, 0), "year": start.AddDate(n, 0, 0),
-			}[rec["interval"]]
-		}
-		items = append(items, map[string]any{
-			"id": newID("si_"), "object": "subscription_item", "created": start.Unix(), "metadata": map[string]any{},
-			"price": clone(price), "quantity": li.(map[string]any)["quantity"], "subscription": id,
-		})
-	}
-	return s.add(map[string]any{
-		"id": id, "object": "subscription", "billing_cycle_anchor": start.Unix(), "cancel_at_period_end": false,
-		"collection_method": "charge_automatically", "created": start.Unix(), "currency": sess["currency"],
-		"current_period_end": end.Unix(), "current_period_start": start.Unix(), "customer": sess["customer"],
-		"items":    listOf(items, "/v1/subscription_items?subscription="+id, false),
-		"livemode": false, "metadata": clone(plan.subscriptionMetadata), "start_date": start.Unix(),
-		"status": "active",
-	})
 }
 
 // optional is a string param as an object field: nil when absent.

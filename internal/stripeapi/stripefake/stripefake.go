@@ -1,10 +1,17 @@
 // Package stripefake is an in-memory, stateful imitation of the parts of
 // Stripe's API (version 2023-10-16) that Patronage uses: products, prices,
-// customers, Checkout Sessions, billing portal sessions and the
-// subscriptions a completed Checkout creates. Unlike stripe-mock it
+// customers, Checkout Sessions, billing portal sessions, subscriptions and
+// what they bill (invoices, payment intents, charges, refunds, disputes),
+// and the events Stripe would send about them. Unlike stripe-mock it
 // remembers what it was told, so a test can check what a later request sees:
 // that a second sync creates nothing, that a lookup key moved, that a retried
 // request was replayed.
+//
+// What happens in Stripe without an API call (a renewal, a failed payment, a
+// refund or dispute made in the Dashboard) is driven by Go methods on
+// Server, on a clock the test controls. Every change records the events
+// Stripe would send, in Stripe's order, for a test to deliver to a webhook
+// handler (SignedDelivery) or to read through GET /v1/events.
 //
 // It is for tests only and never talks to Stripe. It answers with
 // Stripe-shaped JSON and Stripe's error shapes and messages, and it refuses
@@ -48,6 +55,9 @@ type Server struct {
 	failStatus int
 	replays    map[string]replay        // by Idempotency-Key
 	checkouts  map[string]*checkoutPlan // what a Checkout Session keeps out of its JSON
+	clock      time.Time                // zero: the wall clock
+	taken      int                      // events TakeEvents has handed out
+	req        map[string]any           // the request being served, for events it causes
 }
 
 // Request is one request as the fake received it.
@@ -94,10 +104,48 @@ func (s *Server) Client(t testing.TB) *client.API {
 	return sc
 }
 
+// SetNow sets the fake's clock, which stamps every object and event it
+// makes and drives subscription periods. Until the clock is set or moved
+// (SetNow, Advance, or a renewal or trial end reaching its date) the fake
+// follows the wall clock; after, it stands still between calls, so a test
+// sees the same timestamps on every run.
+func (s *Server) SetNow(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = t.UTC().Truncate(time.Second)
+}
+
+// Advance moves the fake's clock forward by d (from the wall clock, if it
+// was following it).
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = s.nowTime().Add(d).Truncate(time.Second)
+}
+
+// nowTime is the fake's clock to the second, as Stripe's timestamps are;
+// the caller holds s.mu.
+func (s *Server) nowTime() time.Time {
+	if s.clock.IsZero() {
+		return time.Now().UTC().Truncate(time.Second)
+	}
+	return s.clock
+}
+
+func (s *Server) now() int64 { return s.nowTime().Unix() }
+
+// moveClockTo advances the clock to t when it is behind t, as waiting for
+// Stripe to reach a period end would; the caller holds s.mu.
+func (s *Server) moveClockTo(t int64) {
+	if s.now() < t {
+		s.clock = time.Unix(t, 0).UTC()
+	}
+}
+
 // Created counts the objects of one kind ("product", "price", "customer",
-// "checkout.session", "billing_portal.session", "subscription") created so
-// far. Idempotent replays and prices made from inline price_data do not
-// count.
+// "checkout.session", "billing_portal.session", "subscription", "invoice",
+// "payment_intent", "charge", "refund", "dispute", "event") created so far.
+// Idempotent replays and prices made from inline price_data do not count.
 func (s *Server) Created(kind string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -132,7 +180,8 @@ func (s *Server) Product(id string) (map[string]any, bool) { return s.lookup("pr
 // Price returns the price with id.
 func (s *Server) Price(id string) (map[string]any, bool) { return s.lookup("price", id) }
 
-// Customer returns the customer with id.
+// Customer returns the customer with id; a deleted customer is the stub
+// Stripe answers with, {"id", "object", "deleted": true}.
 func (s *Server) Customer(id string) (map[string]any, bool) { return s.lookup("customer", id) }
 
 // CheckoutSession returns the Checkout Session with id.
@@ -144,6 +193,21 @@ func (s *Server) CheckoutSession(id string) (map[string]any, bool) {
 func (s *Server) Subscription(id string) (map[string]any, bool) {
 	return s.lookup("subscription", id)
 }
+
+// Invoice returns the invoice with id.
+func (s *Server) Invoice(id string) (map[string]any, bool) { return s.lookup("invoice", id) }
+
+// Charge returns the charge with id.
+func (s *Server) Charge(id string) (map[string]any, bool) { return s.lookup("charge", id) }
+
+// PaymentIntent returns the payment intent with id.
+func (s *Server) PaymentIntent(id string) (map[string]any, bool) {
+	return s.lookup("payment_intent", id)
+}
+
+// Refunds and disputes have no accessor here: Refund and Dispute are the
+// methods that make them. Read them with GET /v1/refunds/{id} and
+// /v1/disputes/{id}.
 
 // Prices returns every price, oldest first.
 func (s *Server) Prices() []map[string]any {
@@ -159,15 +223,25 @@ func (s *Server) Prices() []map[string]any {
 func (s *Server) lookup(kind, id string) (map[string]any, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	obj := s.get(kind, id)
+	obj := s.stored(kind, id)
 	if obj == nil {
 		return nil, false
 	}
 	return clone(obj).(map[string]any), true
 }
 
-// get returns the stored object itself, or nil; the caller holds s.mu.
+// get returns the stored object itself, or nil for none or a deleted one;
+// the caller holds s.mu.
 func (s *Server) get(kind, id string) map[string]any {
+	obj := s.stored(kind, id)
+	if obj == nil || obj["deleted"] == true {
+		return nil
+	}
+	return obj
+}
+
+// stored is get that also returns a deleted object's stub.
+func (s *Server) stored(kind, id string) map[string]any {
 	obj := s.objects[id]
 	if obj == nil || obj["object"] != kind {
 		return nil
@@ -203,12 +277,23 @@ var routes = []route{
 	{"GET", "/v1/prices/{id}", retrieve("price")},
 	{"POST", "/v1/prices/{id}", updatePrice},
 	{"POST", "/v1/customers", createCustomer},
+	{"GET", "/v1/customers", listCustomers},
 	{"GET", "/v1/customers/{id}", retrieve("customer")},
 	{"POST", "/v1/customers/{id}", updateCustomer},
 	{"POST", "/v1/checkout/sessions", createCheckoutSession},
 	{"GET", "/v1/checkout/sessions/{id}", retrieve("checkout.session")},
 	{"POST", "/v1/billing_portal/sessions", createPortalSession},
+	{"GET", "/v1/subscriptions", listSubscriptions},
 	{"GET", "/v1/subscriptions/{id}", retrieve("subscription")},
+	{"GET", "/v1/invoices", listInvoices},
+	{"GET", "/v1/invoices/{id}", retrieve("invoice")},
+	{"GET", "/v1/payment_intents/{id}", retrieve("payment_intent")},
+	{"GET", "/v1/charges/{id}", retrieve("charge")},
+	{"GET", "/v1/refunds", listRefunds},
+	{"GET", "/v1/refunds/{id}", retrieve("refund")},
+	{"GET", "/v1/disputes/{id}", retrieve("dispute")},
+	{"GET", "/v1/events", listEvents},
+	{"GET", "/v1/events/{id}", retrieve("event")},
 }
 
 func match(method, path string) (handler, string) {
@@ -285,7 +370,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p := parseParams(r.Form)
+	// Events a request causes name it, as Stripe's do; a GET causes none.
+	s.req = map[string]any{"id": w.Header().Get("Request-Id"), "idempotency_key": nullIfEmpty(key)}
 	obj, e := h(s, id, p)
+	s.req = nil
 	if e == nil {
 		obj = clone(obj).(map[string]any)
 		e = s.expand(obj, p.strs("expand"))
@@ -329,13 +417,14 @@ func checkAuth(header string) *apiError {
 		Message: "Invalid API Key provided: stripefake accepts only 'Authorization: Bearer sk_test_...'."}
 }
 
-// retrieve serves GET /v1/<kind>s/{id}.
+// retrieve serves GET /v1/<kind>s/{id}. A deleted object answers with its
+// stub and 200, as Stripe does.
 func retrieve(kind string) handler {
 	return func(s *Server, id string, p params) (map[string]any, *apiError) {
 		if e := p.only(); e != nil {
 			return nil, e
 		}
-		obj := s.get(kind, id)
+		obj := s.stored(kind, id)
 		if obj == nil {
 			return nil, noSuch(kind, id, "id", 404)
 		}
@@ -346,12 +435,18 @@ func retrieve(kind string) handler {
 // expandable lists, by object kind, the fields the fake can expand.
 var expandable = map[string][]string{
 	"price":            {"product"},
-	"checkout.session": {"customer", "subscription", "line_items"},
-	"subscription":     {"customer"},
+	"checkout.session": {"customer", "subscription", "line_items", "payment_intent"},
+	"subscription":     {"customer", "latest_invoice"},
+	"invoice":          {"customer", "subscription", "charge", "payment_intent"},
+	"payment_intent":   {"customer", "invoice", "latest_charge"},
+	"charge":           {"customer", "invoice", "payment_intent", "refunds"},
+	"refund":           {"charge", "payment_intent"},
+	"dispute":          {"charge", "payment_intent"},
 }
 
 // expand replaces ids in obj (a copy) with the objects they name, as
-// Stripe's expand[] does; "data.x" expands x in every item of a list.
+// Stripe's expand[] does; "data.x" expands x in every item of a list, and
+// "x.y" expands y inside the expanded x.
 func (s *Server) expand(obj map[string]any, paths []string) *apiError {
 	for _, path := range paths {
 		if rest, ok := strings.CutPrefix(path, "data."); ok && obj["object"] == "list" {
@@ -362,25 +457,35 @@ func (s *Server) expand(obj map[string]any, paths []string) *apiError {
 			}
 			continue
 		}
+		head, rest, nested := strings.Cut(path, ".")
 		kind, _ := obj["object"].(string)
-		if !slices.Contains(expandable[kind], path) {
-			return invalid("expand", fmt.Sprintf("This property cannot be expanded (%s). stripefake expands only %v on a %s.", path, expandable[kind], kind))
+		if !slices.Contains(expandable[kind], head) {
+			return invalid("expand", fmt.Sprintf("This property cannot be expanded (%s). stripefake expands only %v on a %s.", head, expandable[kind], kind))
 		}
-		if path == "line_items" {
-			obj[path] = listOf(clone(s.checkouts[obj["id"].(string)].lineItems).([]any), "/v1/checkout/sessions/"+obj["id"].(string)+"/line_items", false)
-			continue
+		switch head {
+		case "line_items":
+			obj[head] = listOf(clone(s.checkouts[obj["id"].(string)].lineItems).([]any), "/v1/checkout/sessions/"+obj["id"].(string)+"/line_items", false)
+		case "refunds":
+			obj[head] = s.refundsOf(obj["id"].(string))
+		default:
+			if id, ok := obj[head].(string); ok && s.objects[id] != nil {
+				obj[head] = clone(s.objects[id])
+			}
 		}
-		if id, ok := obj[path].(string); ok && s.objects[id] != nil {
-			obj[path] = clone(s.objects[id])
+		if inner, ok := obj[head].(map[string]any); ok && nested {
+			if e := s.expand(inner, []string{rest}); e != nil {
+				return e
+			}
 		}
 	}
 	return nil
 }
 
 // list pages through the objects of kind newest first, as Stripe does,
-// keeping those keep accepts.
+// keeping those keep accepts. starting_after pages towards older objects,
+// ending_before towards newer ones; either way a page is newest first.
 func (s *Server) list(kind string, p params, keep func(map[string]any) bool, allowed ...string) (map[string]any, *apiError) {
-	if e := p.only(append(allowed, "limit", "starting_after")...); e != nil {
+	if e := p.only(append(allowed, "limit", "starting_after", "ending_before")...); e != nil {
 		return nil, e
 	}
 	limit, set := p.int("limit")
@@ -390,26 +495,48 @@ func (s *Server) list(kind string, p params, keep func(map[string]any) bool, all
 	if limit < 1 || limit > 100 {
 		return nil, invalid("limit", "This value must be greater than or equal to 1 and less than or equal to 100.")
 	}
-	after, paging := p.str("starting_after")
+	after, byAfter := p.str("starting_after")
+	before, byBefore := p.str("ending_before")
+	cursor, param := after, "starting_after"
+	switch {
+	case byAfter && byBefore:
+		return nil, invalid("ending_before", "You may only specify one of these parameters: ending_before, starting_after.")
+	case byBefore:
+		cursor, param = before, "ending_before"
+	}
+	// newer and older are the kept objects either side of the cursor,
+	// newest first; without a cursor everything is older.
+	var newer, older []any
+	found := cursor == ""
 	ids := s.order[kind]
-	var data []any
-	hasMore := false
 	for i := len(ids) - 1; i >= 0; i-- {
-		if paging {
-			paging = ids[i] != after
+		if ids[i] == cursor {
+			found = true
 			continue
 		}
 		obj := s.objects[ids[i]]
-		if !keep(obj) {
-			continue
+		switch {
+		case !keep(obj):
+		case found:
+			older = append(older, obj)
+		default:
+			newer = append(newer, obj)
 		}
-		if int64(len(data)) == limit {
-			hasMore = true
-			break
-		}
-		data = append(data, obj)
 	}
-	return listOf(data, "/v1/"+kind+"s", hasMore), nil
+	if !found {
+		return nil, noSuch(kind, cursor, param, 400)
+	}
+	url := "/v1/" + kind + "s"
+	if byBefore {
+		if int64(len(newer)) > limit {
+			return listOf(newer[int64(len(newer))-limit:], url, true), nil
+		}
+		return listOf(newer, url, false), nil
+	}
+	if int64(len(older)) > limit {
+		return listOf(older[:limit], url, true), nil
+	}
+	return listOf(older, url, false), nil
 }
 
 func listOf(data []any, url string, hasMore bool) map[string]any {
@@ -483,8 +610,6 @@ func newID(prefix string) string {
 	}
 	return prefix + string(b)
 }
-
-func now() int64 { return time.Now().Unix() }
 
 // clone deep-copies the maps and slices objects are made of.
 func clone(v any) any {

@@ -417,9 +417,9 @@ func TestRefusesWhatItDoesNotImitate(t *testing.T) {
 	fake := stripefake.New(t)
 	sc := fake.Client(t)
 
-	_, err := sc.Invoices.Get("in_123", nil)
+	_, err := sc.Coupons.Get("co_123", nil)
 	se := stripeError(t, err)
-	if se.HTTPStatusCode != 404 || !strings.Contains(se.Msg, "/v1/invoices/in_123") {
+	if se.HTTPStatusCode != 404 || !strings.Contains(se.Msg, "/v1/coupons/co_123") {
 		t.Errorf("unknown endpoint: got %d %q, want 404 naming the path", se.HTTPStatusCode, se.Msg)
 	}
 
