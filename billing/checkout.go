@@ -2,6 +2,9 @@ package billing
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +95,9 @@ func (s *Service) StartSubscriptionCheckout(ctx context.Context, req Subscriptio
 	if err != nil {
 		return CheckoutSession{}, err
 	}
+	if err := s.refuseSecondSubscription(ctx, sc, m, req.MemberID != ""); err != nil {
+		return CheckoutSession{}, err
+	}
 	if price.StripePriceID == "" {
 		// The tier was never pushed (Stripe configured after it was made).
 		if _, err := s.pushTier(ctx, t.Slug); err != nil {
@@ -127,6 +133,38 @@ func (s *Service) StartSubscriptionCheckout(ctx context.Context, req Subscriptio
 		return CheckoutSession{}, stripeapi.MapError(err)
 	}
 	return CheckoutSession{ID: sess.ID, URL: sess.URL}, nil
+}
+
+// liveStatuses are the subscription statuses a patron manages in the
+// billing portal rather than by subscribing again.
+const liveStatuses = `'active', 'trialing', 'past_due', 'unpaid', 'paused'`
+
+// refuseSecondSubscription answers 409 already_subscribed for a member
+// whose subscription is still running: a plan change belongs in the billing
+// portal, not in a second subscription. Only a signed-in member gets the
+// portal link; for an email typed into a form it would hand someone else's
+// billing to whoever typed it.
+func (s *Service) refuseSecondSubscription(ctx context.Context, sc *client.API, m members.Member, signedIn bool) error {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM subscriptions WHERE member_id = $1 AND state_at IS NOT NULL AND status IN (`+liveStatuses+`) LIMIT 1`, m.ID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find subscription: %w", err)
+	}
+	e := &errs.Error{Kind: errs.Conflict, Code: "already_subscribed",
+		Message: "This account already has a subscription; change the plan in the billing portal instead."}
+	if signedIn && m.StripeCustomerID != "" {
+		url, err := s.portalURL(ctx, sc, m.StripeCustomerID)
+		if err != nil {
+			return err
+		}
+		e.Details = map[string]string{"portal_url": url}
+	} else {
+		e.Message = "This account already has a subscription; sign in to change the plan in the billing portal."
+	}
+	return e
 }
 
 // StartDonationCheckout makes a Checkout Session in payment mode for a gift
@@ -266,4 +304,19 @@ func (s *Service) ensureCustomer(ctx context.Context, sc *client.API, m members.
 		return "", stripeapi.MapError(err)
 	}
 	return s.members.LinkStripeCustomer(ctx, m.ID, c.ID)
+}
+
+// CustomerFor returns the member's Stripe customer id, creating the customer
+// when they have none: for staff and tools that start a subscription
+// outside Checkout.
+func (s *Service) CustomerFor(ctx context.Context, memberID string) (string, error) {
+	sc, err := s.stripeClient()
+	if err != nil {
+		return "", err
+	}
+	m, err := s.members.FindMemberByID(ctx, memberID)
+	if err != nil {
+		return "", err
+	}
+	return s.ensureCustomer(ctx, sc, m)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
@@ -26,6 +27,13 @@ type Service struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	opts    Options
+
+	mode      WebhookMode
+	grace     time.Duration
+	templates *mail.Templates
+
+	subMu       sync.Mutex
+	subscribers []func(AccessChange)
 
 	cacheMu    sync.Mutex
 	cached     []Tier
@@ -56,6 +64,12 @@ type Deps struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Options Options
+	// WebhookMode is where event handlers take state from (default fetch).
+	WebhookMode WebhookMode
+	// PastDueGrace is how long access outlasts a failed payment (default 7 days).
+	PastDueGrace time.Duration
+	// Templates renders patron mail; nil sends none.
+	Templates *mail.Templates
 }
 
 // NewService builds the billing service.
@@ -64,7 +78,19 @@ func NewService(d Deps) *Service {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Service{db: d.DB, stripe: d.Stripe, members: d.Members, baseURL: d.BaseURL, logger: d.Logger, now: now, opts: d.Options}
+	mode, grace := d.WebhookMode, d.PastDueGrace
+	if mode == "" {
+		mode = ModeFetch
+	}
+	if grace <= 0 {
+		grace = DefaultPastDueGrace
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{db: d.DB, stripe: d.Stripe, members: d.Members, baseURL: d.BaseURL, logger: logger, now: now, opts: d.Options,
+		mode: mode, grace: grace, templates: d.Templates}
 }
 
 // StripeConfigured reports whether a Stripe key is set.

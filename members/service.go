@@ -143,6 +143,10 @@ func (s *Service) sendInBackground(msg mail.Message) {
 	}()
 }
 
+// SendMail delivers a message off the caller's path, as sign-in links are;
+// Close waits for it. Billing sends its patron mail through here.
+func (s *Service) SendMail(msg mail.Message) { s.sendInBackground(msg) }
+
 // SignInLink issues a single-use sign-in link for a member.
 func (s *Service) SignInLink(ctx context.Context, memberID, next string) (string, error) {
 	token, err := s.issueSignInToken(ctx, memberID)

@@ -57,6 +57,7 @@ func (s *Server) routes() {
 	staff.POST("/members", s.staffCreateMember)
 	staff.GET("/members", s.staffFindMembers)
 	staff.GET("/members/:id", s.staffGetMember)
+	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
 	staff.GET("/tiers", s.staffListTiers)
 	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/sqldb"
 )
@@ -191,3 +192,14 @@ func (in *Intake) Retry(ctx context.Context, id string) error {
 }
 
 var _ river.Worker[ProcessArgs] = (*Worker)(nil)
+
+// BillingHandlers routes every event type billing handles to it.
+func BillingHandlers(b *billing.Service) Handlers {
+	h := Handlers{}
+	for _, t := range billing.EventTypes {
+		h[t] = func(ctx context.Context, ev Event) error {
+			return b.HandleEvent(ctx, billing.Event{ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Created: ev.Created, Object: ev.Object})
+		}
+	}
+	return h
+}

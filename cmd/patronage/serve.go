@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/patronage/patronage/billing"
@@ -88,12 +89,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cssPath = ""
 	}
 
-	// Events are stored and queued now; the workers that process them
-	// start with the event handlers.
-	queue, err := jobs.New(db, nil, logger, jobs.Options{})
+	// The queue: Stripe events and billing's scheduled jobs, worked here.
+	intake, queue, err := startQueue(ctx, cfg, db, billingService, logger)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := queue.Stop(ctx); err != nil {
+			logger.Warn("job queue stopped before its jobs finished; they run again at next start", "err", err)
+		}
+	}()
 
 	srv, err := web.New(web.Deps{
 		Logger:                logger,
@@ -102,7 +109,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Registry:              registry,
 		Members:               memberService,
 		Billing:               billingService,
-		Intake:                webhooks.NewIntake(db, queue, nil),
+		Intake:                intake,
+		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,
 		CustomCSSURL:          cfg.CustomCSSURL,
 		CustomCSSPath:         cssPath,
@@ -120,6 +128,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("build HTTP server: %w", err)
 	}
 	return serveHTTP(ctx, cfg, logger, srv.Handler())
+}
+
+// startQueue starts the job queue's workers: Stripe event processing and
+// billing's scheduled jobs.
+func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, webhooks.NewWorker(db, webhooks.BillingHandlers(b), logger, nil))
+	periodic := b.AddJobs(workers)
+	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter, Periodic: periodic})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, nil, fmt.Errorf("start job queue: %w", err)
+	}
+	return webhooks.NewIntake(db, queue, nil), queue, nil
 }
 
 // newMembers builds the members service with its mailer.
@@ -152,7 +176,15 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 	for cur, b := range cfg.DonationBounds {
 		bounds[cur] = billing.Bounds{Min: b.Min, Max: b.Max}
 	}
-	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger,
+	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	if err != nil {
+		return nil, fmt.Errorf("mail templates: %w", err)
+	}
+	if cfg.StripeWebhookMode == string(billing.ModeFetch) && sc == nil && len(cfg.StripeWebhookSecrets) > 0 {
+		logger.Warn("STRIPE_WEBHOOK_MODE=fetch without STRIPE_SECRET_KEY: events are stored but fail until the key is set")
+	}
+	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger, Templates: templates,
+		WebhookMode: billing.WebhookMode(cfg.StripeWebhookMode), PastDueGrace: cfg.PastDueGrace,
 		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds}}), nil
 }
 

@@ -57,6 +57,12 @@ type Config struct {
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
 	StripeAllowPromotionCodes bool              // STRIPE_ALLOW_PROMOTION_CODES
 	StripeWebhookSecrets      []string          // STRIPE_WEBHOOK_SECRET: comma-separated, for rotation
+	StripeWebhookMode         string            // STRIPE_WEBHOOK_MODE: fetch (re-fetch objects) or payload (trust the event)
+	WebhookMaxAttempts        int               // WEBHOOK_MAX_ATTEMPTS: tries before an event is dead-lettered
+	WebhookWorkers            int               // WEBHOOK_WORKERS: events processed at once
+	JobRescueAfter            time.Duration     // JOB_RESCUE_AFTER: a job running this long is taken for lost and rerun
+	PastDueGrace              time.Duration     // PAST_DUE_GRACE: access kept after a failed payment
+	StripeSyncInterval        time.Duration     // STRIPE_SYNC_INTERVAL: how often reconciliation runs; 0 = never
 	DonationBounds            map[string]MinMax // DONATION_BOUNDS: per-currency gift limits in minor units
 	CustomCSSURL              string            // CUSTOM_CSS_URL: the newsroom's stylesheet
 
@@ -168,6 +174,12 @@ func Load(env Lookup) (Config, error) {
 		StripeAPIBase:             p.httpURL("STRIPE_API_BASE"),
 		StripeAllowPromotionCodes: p.boolean("STRIPE_ALLOW_PROMOTION_CODES", false),
 		StripeWebhookSecrets:      p.webhookSecrets("STRIPE_WEBHOOK_SECRET"),
+		StripeWebhookMode:         p.oneOf("STRIPE_WEBHOOK_MODE", "fetch", "fetch", "payload"),
+		WebhookMaxAttempts:        p.integer("WEBHOOK_MAX_ATTEMPTS", 10, 1, 100),
+		WebhookWorkers:            p.integer("WEBHOOK_WORKERS", 10, 1, 1000),
+		JobRescueAfter:            p.duration("JOB_RESCUE_AFTER", 10*time.Minute),
+		PastDueGrace:              p.days("PAST_DUE_GRACE", 7*24*time.Hour, false),
+		StripeSyncInterval:        p.days("STRIPE_SYNC_INTERVAL", 24*time.Hour, true),
 		DonationBounds:            p.bounds("DONATION_BOUNDS"),
 		CustomCSSURL:              p.cssURL("CUSTOM_CSS_URL"),
 		LogLevel:                  p.logLevel("LOG_LEVEL", slog.LevelInfo),
@@ -253,6 +265,47 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// days is a duration that may also be written in whole days ("7d"); with
+// zeroOK, "0" or "off" turn the thing off.
+func (p *parser) days(name string, def time.Duration, zeroOK bool) time.Duration {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	t := strings.ToLower(strings.TrimSpace(v))
+	if zeroOK && (t == "0" || t == "off") {
+		return 0
+	}
+	if n, found := strings.CutSuffix(t, "d"); found {
+		if days, err := strconv.Atoi(n); err == nil && days > 0 && days <= 3650 {
+			return time.Duration(days) * 24 * time.Hour
+		}
+	} else if d, err := time.ParseDuration(t); err == nil && d > 0 {
+		return d
+	}
+	want := "a positive duration (e.g. 7d, 36h or 90m)"
+	if zeroOK {
+		want += ", or off"
+	}
+	p.fail(name, "%q is not %s", v, want)
+	return def
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v, ok := p.env(name)
+	if !ok {
+		return def
+	}
+	t := strings.ToLower(strings.TrimSpace(v))
+	for _, a := range allowed {
+		if t == a {
+			return t
+		}
+	}
+	p.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return def
 }
 
 func (p *parser) logLevel(name string, def slog.Level) slog.Level {

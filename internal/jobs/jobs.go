@@ -52,6 +52,12 @@ type Options struct {
 	// PollInterval is how often idle workers look for new jobs (database/sql
 	// has no LISTEN/NOTIFY here); default 200ms.
 	PollInterval time.Duration
+	// RescueAfter is how long a job may stay running before it is taken
+	// for lost (its process died) and run again; default 10 minutes.
+	RescueAfter time.Duration
+	// Periodic jobs are inserted on their schedule by whichever process
+	// River elects leader, so several replicas run each once.
+	Periodic []*river.PeriodicJob
 }
 
 // New builds a client that works the given workers. Start it with
@@ -67,15 +73,20 @@ func New(db *sqldb.DB, workers *river.Workers, logger *slog.Logger, opts Options
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 200 * time.Millisecond
 	}
+	if opts.RescueAfter == 0 {
+		opts.RescueAfter = 10 * time.Minute
+	}
 	cfg := &river.Config{
-		Logger:            logger,
-		MaxAttempts:       opts.MaxAttempts,
-		FetchPollInterval: opts.PollInterval,
-		FetchCooldown:     min(opts.PollInterval, 100*time.Millisecond),
+		RescueStuckJobsAfter: opts.RescueAfter,
+		Logger:               logger,
+		MaxAttempts:          opts.MaxAttempts,
+		FetchPollInterval:    opts.PollInterval,
+		FetchCooldown:        min(opts.PollInterval, 100*time.Millisecond),
 	}
 	if workers != nil {
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
+		cfg.PeriodicJobs = opts.Periodic
 	}
 	c, err := river.NewClient(driver(db), cfg)
 	if err != nil {

@@ -81,3 +81,13 @@ func IsUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// ForUpdate is the clause that locks the rows a SELECT reads until the
+// transaction ends. SQLite has none and needs none: a write transaction
+// there holds the database's write lock from its first statement.
+func (d Dialect) ForUpdate() string {
+	if d == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

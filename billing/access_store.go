@@ -1,0 +1,308 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/members"
+)
+
+// AccessChange is a member's access before and after a change.
+type AccessChange struct {
+	MemberID string
+	Before   Access
+	After    Access
+}
+
+// OnAccessChange registers fn to hear every change of any member's access,
+// after it is committed. Voting subscribes to withdraw votes. fn runs on
+// the handler's goroutine and must be quick.
+func (s *Service) OnAccessChange(fn func(AccessChange)) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	s.subscribers = append(s.subscribers, fn)
+}
+
+func (s *Service) publish(c AccessChange) {
+	s.subMu.Lock()
+	subs := append([]func(AccessChange){}, s.subscribers...)
+	s.subMu.Unlock()
+	for _, fn := range subs {
+		fn(c)
+	}
+}
+
+// AccessOf is a member's access as last computed.
+func (s *Service) AccessOf(ctx context.Context, memberID string) (members.Access, error) {
+	a, _, err := storedAccess(ctx, s.db, memberID)
+	if err != nil {
+		return members.Access{}, err
+	}
+	return members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}, nil
+}
+
+func storedAccess(ctx context.Context, q querier, memberID string) (Access, bool, error) {
+	var a Access
+	var until sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at FROM member_access WHERE member_id = $1`, memberID).
+		Scan(&a.Active, &a.Source, &a.Tier, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Access{}, false, nil
+	}
+	if err != nil {
+		return Access{}, false, fmt.Errorf("read access: %w", err)
+	}
+	a.Until = timePtr(until)
+	return a, true, nil
+}
+
+// welcomeWindow is how recent a first activation must be to be welcomed by mail.
+const welcomeWindow = 7 * 24 * time.Hour
+
+// recomputeAccess decides a member's access from what is stored and saves
+// it. It locks the member's access row first, so two handlers for the same
+// member at once take turns and the second sees the first's writes.
+func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID string) (effects, error) {
+	now := s.now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO member_access (member_id, active, changed_at) SELECT id, FALSE, $2 FROM members WHERE id = $1
+		ON CONFLICT (member_id) DO NOTHING`, memberID, now); err != nil {
+		return effects{}, fmt.Errorf("create access row: %w", err)
+	}
+	var before Access
+	var until sql.NullTime
+	var welcomed sql.NullTime
+	err := tx.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at, welcomed_at FROM member_access WHERE member_id = $1`+s.db.Dialect.ForUpdate(), memberID).
+		Scan(&before.Active, &before.Source, &before.Tier, &until, &welcomed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return effects{}, nil // the member was erased
+	}
+	if err != nil {
+		return effects{}, fmt.Errorf("lock access: %w", err)
+	}
+	before.Until = timePtr(until)
+
+	subs, err := subscriptionFacts(ctx, tx, memberID)
+	if err != nil {
+		return effects{}, err
+	}
+	grants, err := grantsOf(ctx, tx, memberID)
+	if err != nil {
+		return effects{}, err
+	}
+	after, recheck := DecideAccess(subs, grants, now, s.grace)
+	var fx effects
+	// The welcome is for a member whose subscription has been active (or
+	// trialing) at some point in its history, which does not depend on the
+	// order events arrive in, unlike the access computed along the way.
+	// An activation older than welcomeWindow (an import of old
+	// subscriptions, a long-delayed event) marks the member welcomed without
+	// mailing them.
+	if !welcomed.Valid {
+		var first time.Time
+		var tier sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT h.at, h.tier_slug FROM subscription_history h JOIN subscriptions s ON s.id = h.subscription_id
+			WHERE s.member_id = $1 AND h.status IN ('active', 'trialing') ORDER BY h.at LIMIT 1`, memberID).Scan(&first, &tier)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return effects{}, fmt.Errorf("read history: %w", err)
+		}
+		if err == nil {
+			welcomed = sql.NullTime{Time: now, Valid: true}
+			if now.Sub(first) <= welcomeWindow {
+				fx.mails = append(fx.mails, pendingMail{kind: "welcome", memberID: memberID, tier: tier.String})
+			}
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE member_access SET active = $2, source = $3, tier_slug = $4, until_at = $5, recheck_at = $6, welcomed_at = $7,
+		changed_at = CASE WHEN active <> $2 OR source <> $3 OR tier_slug <> $4 THEN $8 ELSE changed_at END WHERE member_id = $1`,
+		memberID, after.Active, after.Source, after.Tier, nullTime(after.Until), nullTime(recheck), welcomed, now)
+	if err != nil {
+		return effects{}, fmt.Errorf("save access: %w", err)
+	}
+	if !sameAccess(before, after) {
+		fx.changes = append(fx.changes, AccessChange{MemberID: memberID, Before: before, After: after})
+	}
+	return fx, nil
+}
+
+func sameAccess(a, b Access) bool {
+	if a.Active != b.Active || a.Source != b.Source || a.Tier != b.Tier {
+		return false
+	}
+	if (a.Until == nil) != (b.Until == nil) {
+		return false
+	}
+	return a.Until == nil || a.Until.Equal(*b.Until)
+}
+
+func subscriptionFacts(ctx context.Context, q querier, memberID string) ([]SubscriptionFacts, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, status, tier_slug, current_period_start, current_period_end, trial_end, cancel_at_period_end
+		FROM subscriptions WHERE member_id = $1 AND state_at IS NOT NULL`, memberID)
+	if err != nil {
+		return nil, fmt.Errorf("read subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []SubscriptionFacts
+	for rows.Next() {
+		var f SubscriptionFacts
+		var tier sql.NullString
+		var start, end, trial sql.NullTime
+		if err := rows.Scan(&f.ID, &f.Status, &tier, &start, &end, &trial, &f.CancelAtPeriodEnd); err != nil {
+			return nil, fmt.Errorf("read subscriptions: %w", err)
+		}
+		f.Tier, f.CurrentPeriodStart, f.CurrentPeriodEnd, f.TrialEnd = tier.String, timePtr(start), timePtr(end), timePtr(trial)
+		out = append(out, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, f := range out {
+		if f.Status != "past_due" {
+			continue
+		}
+		// The grace runs from the first failure of the newest unpaid invoice.
+		var failed sql.NullTime
+		err := q.QueryRowContext(ctx, `SELECT first_failed_at FROM invoices WHERE subscription_id = $1 AND first_failed_at IS NOT NULL
+			AND status <> 'paid' AND status <> 'void' ORDER BY stripe_created_at DESC, first_failed_at DESC LIMIT 1`, f.ID).Scan(&failed)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("read failed payment: %w", err)
+		}
+		out[i].PaymentFailedAt = timePtr(failed)
+	}
+	return out, nil
+}
+
+func grantsOf(ctx context.Context, q querier, memberID string) ([]Grant, error) {
+	rows, err := q.QueryContext(ctx, `SELECT tier_slug, starts_at, ends_at, revoked_at FROM complimentary_grants WHERE member_id = $1`, memberID)
+	if err != nil {
+		return nil, fmt.Errorf("read grants: %w", err)
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		var g Grant
+		var tier sql.NullString
+		var ends, revoked sql.NullTime
+		if err := rows.Scan(&tier, &g.StartsAt, &ends, &revoked); err != nil {
+			return nil, fmt.Errorf("read grants: %w", err)
+		}
+		g.Tier, g.EndsAt, g.RevokedAt = tier.String, timePtr(ends), timePtr(revoked)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// RecomputeDueAccess recomputes every member whose access may have changed
+// by the passing of time (a period, grace or grant ended). The scheduled
+// access job calls it; it returns how many members it looked at.
+func (s *Service) RecomputeDueAccess(ctx context.Context) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT member_id FROM member_access WHERE recheck_at IS NOT NULL AND recheck_at <= $1 ORDER BY recheck_at LIMIT 1000`, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("find due access: %w", err)
+	}
+	var due []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, id := range due {
+		if err := s.RecomputeAccess(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(due), nil
+}
+
+// RecomputeAccess recomputes one member's access now.
+func (s *Service) RecomputeAccess(ctx context.Context, memberID string) error {
+	var fx effects
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		fx, err = s.recomputeAccess(ctx, tx, memberID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.afterCommit(ctx, fx)
+	return nil
+}
+
+// pendingMail is a message decided in a transaction and sent after it.
+type pendingMail struct {
+	kind     string // welcome, payment_failed, trial_ending
+	memberID string
+	tier     string
+	amount   int64
+	currency string
+	at       time.Time
+}
+
+// claimNotification records that a mail for key is due, and reports
+// whether it was the first time (so a handler run twice mails once).
+func (s *Service) claimNotification(ctx context.Context, tx *sql.Tx, key, kind, memberID string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO billing_notifications (key, member_id, kind, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING`,
+		key, nullable(memberID), kind, s.now())
+	if err != nil {
+		return false, fmt.Errorf("record notification: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// afterCommit publishes access changes and sends mail. Mail is sent at
+// most once per occasion: a crash between commit and send loses it.
+func (s *Service) afterCommit(ctx context.Context, fx effects) {
+	for _, c := range fx.changes {
+		s.logger.InfoContext(ctx, "access changed", "member_id", c.MemberID, "active", c.After.Active, "source", c.After.Source, "tier", c.After.Tier)
+		s.publish(c)
+	}
+	for _, m := range fx.mails {
+		if err := s.sendMail(ctx, m); err != nil {
+			s.logger.ErrorContext(ctx, "billing mail", "kind", m.kind, "member_id", m.memberID, "err", err)
+		}
+	}
+}
+
+func (s *Service) sendMail(ctx context.Context, pm pendingMail) error {
+	if s.templates == nil || s.members == nil {
+		return nil
+	}
+	m, err := s.members.FindMemberByID(ctx, pm.memberID)
+	if err != nil {
+		return err
+	}
+	tierName := pm.tier
+	if t, err := findTier(ctx, s.db, pm.tier); err == nil {
+		tierName = t.Name
+	}
+	account := s.baseURL.String() + "/account"
+	var msg mail.Message
+	switch pm.kind {
+	case "welcome":
+		msg, err = s.templates.WelcomePatron(m.Email, m.Name, tierName, account)
+	case "payment_failed":
+		msg, err = s.templates.PaymentFailed(m.Email, m.Name, pm.amount, pm.currency, account)
+	case "trial_ending":
+		msg, err = s.templates.TrialEnding(m.Email, m.Name, tierName, pm.at, account)
+	default:
+		return fmt.Errorf("unknown mail %q", pm.kind)
+	}
+	if err != nil {
+		return err
+	}
+	s.members.SendMail(msg)
+	return nil
+}
