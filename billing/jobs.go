@@ -32,14 +32,48 @@ func (w *recheckAccessWorker) Work(ctx context.Context, _ *river.Job[RecheckAcce
 // most this long after its instant.
 const AccessRecheckInterval = time.Minute
 
-// AddJobs registers billing's workers and returns its periodic jobs.
-func (s *Service) AddJobs(workers *river.Workers) []*river.PeriodicJob {
+// SyncStripeArgs is the scheduled reconciliation with Stripe.
+type SyncStripeArgs struct{}
+
+// Kind names the job in the queue.
+func (SyncStripeArgs) Kind() string { return "billing_sync_stripe" }
+
+type syncStripeWorker struct {
+	river.WorkerDefaults[SyncStripeArgs]
+	billing *Service
+	timeout time.Duration
+}
+
+func (w *syncStripeWorker) Work(ctx context.Context, _ *river.Job[SyncStripeArgs]) error {
+	rep, err := w.billing.SyncStripe(ctx, nil)
+	if err != nil {
+		return err
+	}
+	w.billing.logger.InfoContext(ctx, "reconciled with Stripe", "drift", len(rep.Drift), "subscriptions", rep.Subscriptions, "events_replayed", rep.EventsReplayed)
+	return nil
+}
+
+// Timeout lets a reconciliation of a large account run its course, within
+// the time after which the queue would take it for lost.
+func (w *syncStripeWorker) Timeout(*river.Job[SyncStripeArgs]) time.Duration { return w.timeout }
+
+// AddJobs registers billing's workers and returns its periodic jobs: the
+// access recheck every minute, and reconciliation with Stripe every
+// syncEvery (none when 0 or Stripe is not configured). rescueAfter is the
+// queue's limit on a running job.
+func (s *Service) AddJobs(workers *river.Workers, syncEvery, rescueAfter time.Duration) []*river.PeriodicJob {
 	river.AddWorker(workers, &recheckAccessWorker{billing: s})
-	return []*river.PeriodicJob{
+	river.AddWorker(workers, &syncStripeWorker{billing: s, timeout: rescueAfter * 9 / 10})
+	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(AccessRecheckInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
 				return RecheckAccessArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			},
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
+	if syncEvery > 0 && s.stripe != nil {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(syncEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return SyncStripeArgs{}, &river.InsertOpts{MaxAttempts: 3} }, nil))
+	}
+	return periodic
 }

@@ -35,6 +35,8 @@ type Service struct {
 	subMu       sync.Mutex
 	subscribers []func(AccessChange)
 
+	eventSink EventSink // set by the process that runs the queue
+
 	cacheMu    sync.Mutex
 	cached     []Tier
 	cachedAt   time.Time

@@ -157,3 +157,18 @@ func (s *Server) staffMemberBilling(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"access": toAccessJSON(members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}),
 		"subscriptions": subs, "payments": payments, "donations": donations})
 }
+
+// staffStripeDrift shows the last reconciliation with Stripe and what it
+// repaired; report is null before the first run.
+func (s *Server) staffStripeDrift(c *gin.Context) {
+	rep, found, err := s.billing.LastSyncReport(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !found {
+		c.JSON(http.StatusOK, gin.H{"report": nil})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"report": rep})
+}

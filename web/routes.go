@@ -62,6 +62,7 @@ func (s *Server) routes() {
 	staff.GET("/tiers", s.staffListTiers)
 	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)
 	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
+	staff.GET("/stripe/drift", s.staffStripeDrift)
 	staff.GET("/webhooks/events", s.staffWebhookEvents)
 	staff.POST("/webhooks/events/:id/retry", s.requireAdmin, s.staffRetryWebhookEvent)
 }

@@ -3,9 +3,11 @@ package webhooks
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/sqldb"
 )
@@ -59,4 +61,21 @@ func (in *Intake) Accept(ctx context.Context, ev Event, payload []byte) (bool, e
 		return nil
 	})
 	return fresh, err
+}
+
+// BillingSink lets reconciliation store events it finds in Stripe's Events
+// API that were never delivered, exactly as a delivery would.
+func (in *Intake) BillingSink() billing.EventSink {
+	return func(ctx context.Context, ev billing.Event, livemode bool, payload []byte) (bool, error) {
+		return in.Accept(ctx, Event{ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Created: ev.Created, Livemode: livemode,
+			Object: ev.Object, ObjectID: objectID(ev.Object)}, payload)
+	}
+}
+
+func objectID(raw []byte) string {
+	var o struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &o)
+	return o.ID
 }

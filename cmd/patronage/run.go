@@ -93,7 +93,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // parseFlags gives every subcommand the same --help and the same refusal of
 // stray arguments.
 func parseFlags(name, summary string, args []string, stdout io.Writer) error {
+	return parseFlagsWith(name, summary, args, stdout, nil)
+}
+
+// parseFlagsWith is parseFlags for a command with flags of its own, which
+// define declares.
+func parseFlagsWith(name, summary string, args []string, stdout io.Writer, define func(fs *flag.FlagSet)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if define != nil {
+		define(fs)
+	}
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	err := fs.Parse(args)

@@ -135,7 +135,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, webhooks.NewWorker(db, webhooks.BillingHandlers(b), logger, nil))
-	periodic := b.AddJobs(workers)
+	periodic := b.AddJobs(workers, cfg.StripeSyncInterval, cfg.JobRescueAfter)
 	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter, Periodic: periodic})
 	if err != nil {
 		return nil, nil, err
@@ -143,7 +143,9 @@ func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing
 	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, nil, fmt.Errorf("start job queue: %w", err)
 	}
-	return webhooks.NewIntake(db, queue, nil), queue, nil
+	intake := webhooks.NewIntake(db, queue, nil)
+	b.SetEventSink(intake.BillingSink())
+	return intake, queue, nil
 }
 
 // newMembers builds the members service with its mailer.

@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/internal/jobs"
+	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/webhooks"
 )
 
 const stripeUsage = `Usage:
@@ -20,22 +27,42 @@ const stripeUsage = `Usage:
       Adopt Products with monthly or yearly Prices that already exist in the
       Stripe account as tiers; the next push-tiers gives their prices our
       lookup keys without creating new ones.
+  patronage stripe sync [--since YYYY-MM-DD]
+      Reconcile with Stripe: list customers, subscriptions and invoices
+      (created since the date, or all) and repair every difference, printing
+      each; then queue the events of the last 30 days Stripe holds that were
+      never delivered. A second run right after changes nothing. A running
+      server also does this every STRIPE_SYNC_INTERVAL.
 `
 
 func runStripe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" || args[0] == "-help" {
 		fmt.Fprint(stdout, stripeUsage)
 		if len(args) == 0 {
-			return &usageError{"stripe: missing subcommand (push-tiers or import-tiers)"}
+			return &usageError{"stripe: missing subcommand (push-tiers, import-tiers or sync)"}
 		}
 		return errHelp
 	}
 	sub := args[0]
-	if sub != "push-tiers" && sub != "import-tiers" {
-		return &usageError{fmt.Sprintf("stripe: unknown subcommand %q (want push-tiers or import-tiers)", sub)}
+	if sub != "push-tiers" && sub != "import-tiers" && sub != "sync" {
+		return &usageError{fmt.Sprintf("stripe: unknown subcommand %q (want push-tiers, import-tiers or sync)", sub)}
 	}
-	if err := parseFlags("stripe "+sub, strings.TrimSpace(stripeUsage), args[1:], stdout); err != nil {
+	var sinceFlag string
+	err := parseFlagsWith("stripe "+sub, strings.TrimSpace(stripeUsage), args[1:], stdout, func(fs *flag.FlagSet) {
+		if sub == "sync" {
+			fs.StringVar(&sinceFlag, "since", "", "only objects created on or after this date (YYYY-MM-DD)")
+		}
+	})
+	if err != nil {
 		return err
+	}
+	var since *time.Time
+	if sinceFlag != "" {
+		t, err := time.Parse("2006-01-02", sinceFlag)
+		if err != nil {
+			return &usageError{fmt.Sprintf("stripe sync: --since %q is not a date (want YYYY-MM-DD)", sinceFlag)}
+		}
+		since = &t
 	}
 	cfg, db, logger, err := openAdmin(ctx, getenv)
 	if err != nil {
@@ -49,6 +76,9 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 	svc, err := newBilling(cfg, db, memberService, logger)
 	if err != nil {
 		return err
+	}
+	if sub == "sync" {
+		return runStripeSync(ctx, svc, db, logger, since, stdout)
 	}
 	if sub == "import-tiers" {
 		rep, err := svc.ImportTiers(ctx, members.CommandLine)
@@ -65,5 +95,24 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "Stripe is up to date: %d product(s) created, %d updated; %d price(s) created, %d adopted, %d archived.\n",
 		rep.ProductsCreated, rep.ProductsUpdated, rep.PricesCreated, rep.PricesAdopted, rep.PricesArchived)
+	return nil
+}
+
+// runStripeSync reconciles with Stripe and prints every drift it repaired.
+func runStripeSync(ctx context.Context, svc *billing.Service, db *sqldb.DB, logger *slog.Logger, since *time.Time, stdout io.Writer) error {
+	queue, err := jobs.New(db, nil, logger, jobs.Options{})
+	if err != nil {
+		return err
+	}
+	svc.SetEventSink(webhooks.NewIntake(db, queue, nil).BillingSink())
+	rep, err := svc.SyncStripe(ctx, since)
+	if err != nil {
+		return err
+	}
+	for _, d := range rep.Drift {
+		fmt.Fprintf(stdout, "fixed %s %s: %s\n", d.Kind, d.ID, d.What)
+	}
+	fmt.Fprintf(stdout, "Checked %d customer(s), %d subscription(s), %d invoice(s); %d drift(s) fixed, %d missed event(s) queued.\n",
+		rep.Customers, rep.Subscriptions, rep.Invoices, len(rep.Drift), rep.EventsReplayed)
 	return nil
 }

@@ -66,6 +66,17 @@ func TestTheBinaryWiresStripeFromItsConfiguration(t *testing.T) {
 	if out, stderr, code := runCommand(t, env, "stripe", "push-tiers"); code != 0 || !strings.Contains(out, "Stripe is up to date") {
 		t.Errorf("push-tiers: exit %d %s %s", code, out, stderr)
 	}
+	// Reconciliation's list requests (customers, subscriptions, invoices,
+	// events) are ones stripe-mock accepts.
+	if out, stderr, code := runCommand(t, env, "stripe", "sync", "--since", "2026-01-01"); code != 0 || !strings.Contains(out, "Checked ") {
+		t.Errorf("stripe sync: exit %d %s %s", code, out, stderr)
+	}
+	if _, stderr, code := runCommand(t, env, "stripe", "sync", "--since", "yesterday"); code != 2 || !strings.Contains(stderr, "YYYY-MM-DD") {
+		t.Errorf("stripe sync --since yesterday: exit %d %s, want 2 naming the format", code, stderr)
+	}
+	if status, body := call(t, "GET", s.URL+"/api/v1/staff/stripe/drift", token, ""); status != 200 || !strings.Contains(body, `"report":{`) {
+		t.Errorf("drift = %d %s, want the sync's report", status, body)
+	}
 
 	now := time.Now()
 	event := fmt.Sprintf(`{"id":"evt_wiring","object":"event","type":"invoice.paid","api_version":"2023-10-16","created":%d,"livemode":false,"data":{"object":{"id":"in_1"}}}`, now.Unix())

@@ -77,6 +77,8 @@ func New(db *sqldb.DB, workers *river.Workers, logger *slog.Logger, opts Options
 		opts.RescueAfter = 10 * time.Minute
 	}
 	cfg := &river.Config{
+		// A job may not outlive the time after which it is taken for lost.
+		JobTimeout:           min(time.Minute, opts.RescueAfter),
 		RescueStuckJobsAfter: opts.RescueAfter,
 		Logger:               logger,
 		MaxAttempts:          opts.MaxAttempts,
