@@ -22,6 +22,7 @@ import (
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/webhooks"
@@ -35,8 +36,10 @@ func newTestServer(t *testing.T, mutate ...func(*Deps)) (*Server, *redisx.Redis)
 
 type testServer struct {
 	*Server
-	redis  *redisx.Redis
-	outbox *outbox
+	redis   *redisx.Redis
+	outbox  *outbox
+	db      *sqldb.DB
+	billing *billing.Service
 }
 
 func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
@@ -69,6 +72,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		Registry:              prometheus.NewRegistry(),
 		Members:               svc,
 		Billing:               billingService,
+		Access:                billingService,
 		Intake:                webhooks.NewIntake(db, queue, nil),
 		WebhookSecrets:        []string{testWebhookSecret},
 		Limiter:               ratelimit.New(rdb),
@@ -87,7 +91,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	return testServer{Server: s, redis: rdb, outbox: box}
+	return testServer{Server: s, redis: rdb, outbox: box, db: db, billing: billingService}
 }
 
 // outbox is a mail.Sender that hands each message to the test.
