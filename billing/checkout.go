@@ -26,8 +26,9 @@ type CheckoutSession struct {
 }
 
 // SubscriptionRequest starts a subscription: for a signed-in member
-// (MemberID) or for an email, creating the member.
+// (Member, or MemberID) or for an email, creating the member.
 type SubscriptionRequest struct {
+	Member     *members.Member // the signed-in member, already loaded
 	MemberID   string
 	Email      string
 	Tier       string
@@ -38,6 +39,7 @@ type SubscriptionRequest struct {
 
 // DonationRequest starts a one-time gift.
 type DonationRequest struct {
+	Member     *members.Member // the signed-in member, already loaded
 	MemberID   string
 	Email      string
 	Amount     int64
@@ -63,12 +65,12 @@ func (s *Service) retryBucket(requestKey string) string {
 // StartSubscriptionCheckout makes a Stripe Checkout Session in subscription
 // mode for a tier price.
 func (s *Service) StartSubscriptionCheckout(ctx context.Context, req SubscriptionRequest) (CheckoutSession, error) {
-	t, err := findTier(ctx, s.db, strings.TrimSpace(req.Tier))
+	if req.Member != nil {
+		req.MemberID = req.Member.ID
+	}
+	t, err := s.activeTier(ctx, strings.TrimSpace(req.Tier))
 	if err != nil {
 		return CheckoutSession{}, err
-	}
-	if !t.Active {
-		return CheckoutSession{}, errTierNotFound
 	}
 	v := validator{}
 	currency, cerr := money.Normalize(req.Currency)
@@ -91,7 +93,7 @@ func (s *Service) StartSubscriptionCheckout(ctx context.Context, req Subscriptio
 	if err != nil {
 		return CheckoutSession{}, err
 	}
-	m, err := s.member(ctx, req.MemberID, req.Email)
+	m, err := s.member(ctx, req.Member, req.MemberID, req.Email)
 	if err != nil {
 		return CheckoutSession{}, err
 	}
@@ -145,6 +147,9 @@ const liveStatuses = `'active', 'trialing', 'past_due', 'unpaid', 'paused'`
 // portal link; for an email typed into a form it would hand someone else's
 // billing to whoever typed it.
 func (s *Service) refuseSecondSubscription(ctx context.Context, sc *client.API, m members.Member, signedIn bool) error {
+	if m.StripeCustomerID == "" {
+		return nil // never paid, or its customer was deleted (which ends its subscriptions)
+	}
 	var id string
 	err := s.db.QueryRowContext(ctx, `SELECT id FROM subscriptions WHERE member_id = $1 AND state_at IS NOT NULL AND status IN (`+liveStatuses+`) LIMIT 1`, m.ID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -215,8 +220,11 @@ func (s *Service) StartDonationCheckout(ctx context.Context, req DonationRequest
 		CancelURL:  stripe.String(s.baseURL.String() + "/checkout/cancel"),
 	}
 	who := "anonymous:" + req.ClientIP
+	if req.Member != nil {
+		req.MemberID = req.Member.ID
+	}
 	if req.MemberID != "" || strings.TrimSpace(req.Email) != "" {
-		m, err := s.member(ctx, req.MemberID, req.Email)
+		m, err := s.member(ctx, req.Member, req.MemberID, req.Email)
 		if err != nil {
 			return CheckoutSession{}, err
 		}
@@ -277,7 +285,10 @@ func (s *Service) portalURL(ctx context.Context, sc *client.API, customerID stri
 	return sess.URL, nil
 }
 
-func (s *Service) member(ctx context.Context, memberID, email string) (members.Member, error) {
+func (s *Service) member(ctx context.Context, signedIn *members.Member, memberID, email string) (members.Member, error) {
+	if signedIn != nil {
+		return *signedIn, nil
+	}
 	if memberID != "" {
 		return s.members.FindMemberByID(ctx, memberID)
 	}

@@ -105,6 +105,29 @@ func (s *Service) stripeClient() (*client.API, error) {
 	return s.stripe, nil
 }
 
+// activeTier finds an active tier for checkout, from the cached public list
+// when it is there (a tier created in the last moments is read from the
+// database).
+func (s *Service) activeTier(ctx context.Context, slug string) (Tier, error) {
+	tiers, err := s.ActiveTiers(ctx)
+	if err != nil {
+		return Tier{}, err
+	}
+	for _, t := range tiers {
+		if t.Slug == slug {
+			return t, nil
+		}
+	}
+	t, err := findTier(ctx, s.db, slug)
+	if err != nil {
+		return Tier{}, err
+	}
+	if !t.Active {
+		return Tier{}, errTierNotFound
+	}
+	return t, nil
+}
+
 // publicTierTTL bounds how stale another replica's tier list may be; this
 // replica forgets its copy at once when staff change a tier.
 const publicTierTTL = 2 * time.Second

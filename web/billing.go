@@ -7,6 +7,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/members"
 )
 
 type priceJSON struct {
@@ -135,13 +136,16 @@ type donationCheckoutRequest struct {
 	Message  string `json:"message"`
 }
 
-// signedInID is the member id of a signed-in reader, or "" for anyone else.
-func (s *Server) signedInID(c *gin.Context) (string, error) {
+// signedIn is the signed-in reader, or nil for anyone else.
+func (s *Server) signedIn(c *gin.Context) (*members.Member, error) {
 	m, err := s.currentMember(c)
 	if errs.Is(err, errs.Unauthenticated) {
-		return "", nil
+		return nil, nil
 	}
-	return m.ID, err
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 func (s *Server) checkoutSubscription(c *gin.Context) {
@@ -154,13 +158,13 @@ func (s *Server) checkoutSubscription(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	memberID, err := s.signedInID(c)
+	member, err := s.signedIn(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
-		MemberID: memberID, Email: req.Email, Tier: req.Tier, Interval: req.Interval, Currency: req.Currency,
+		Member: member, Email: req.Email, Tier: req.Tier, Interval: req.Interval, Currency: req.Currency,
 		RequestKey: c.GetHeader("Idempotency-Key"),
 	})
 	if err != nil {
@@ -180,13 +184,13 @@ func (s *Server) checkoutDonation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	memberID, err := s.signedInID(c)
+	member, err := s.signedIn(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
-		MemberID: memberID, Email: req.Email, Amount: req.Amount, Currency: req.Currency, Message: req.Message,
+		Member: member, Email: req.Email, Amount: req.Amount, Currency: req.Currency, Message: req.Message,
 		RequestKey: c.GetHeader("Idempotency-Key"), ClientIP: c.ClientIP(),
 	})
 	if err != nil {

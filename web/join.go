@@ -84,7 +84,7 @@ func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, prob
 // joinSubscribe starts Checkout from the join page's form and sends the
 // reader to Stripe.
 func (s *Server) joinSubscribe(c *gin.Context) {
-	memberID, err := s.signedInID(c)
+	member, err := s.signedIn(c)
 	if err != nil {
 		s.failPage(c, err)
 		return
@@ -95,7 +95,7 @@ func (s *Server) joinSubscribe(c *gin.Context) {
 		return
 	}
 	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
-		MemberID: memberID, Email: c.PostForm("email"), Tier: c.PostForm("tier"), Interval: interval, Currency: currency,
+		Member: member, Email: c.PostForm("email"), Tier: c.PostForm("tier"), Interval: interval, Currency: currency,
 		RequestKey: formKey(c),
 	})
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Server) joinSubscribe(c *gin.Context) {
 
 // joinGift starts a one-time gift; the amount is typed in major units.
 func (s *Server) joinGift(c *gin.Context) {
-	memberID, err := s.signedInID(c)
+	member, err := s.signedIn(c)
 	if err != nil {
 		s.failPage(c, err)
 		return
@@ -123,7 +123,7 @@ func (s *Server) joinGift(c *gin.Context) {
 		return
 	}
 	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
-		MemberID: memberID, Email: c.PostForm("email"), Amount: amount, Currency: currency, Message: c.PostForm("message"),
+		Member: member, Email: c.PostForm("email"), Amount: amount, Currency: currency, Message: c.PostForm("message"),
 		RequestKey: formKey(c), ClientIP: c.ClientIP(),
 	})
 	if err != nil {
