@@ -51,7 +51,12 @@ func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
 // Stripe key configured).
 func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) testServer {
 	t.Helper()
+	// Sessions, tokens and rate limits over HTTP on the real Redis when the
+	// test command provides one (it always does in CI).
 	rdb := testenv.EmbeddedRedis(t)
+	if testenv.RedisURL(t) != "" {
+		rdb = testenv.RealRedis(t)
+	}
 	db := testenv.MigratedSQLite(t)
 	base, _ := url.Parse("http://patrons.test")
 	templates, err := mail.NewTemplates("The Test Times")
