@@ -84,22 +84,32 @@ func (s *Service) SignUp(ctx context.Context, email, name, next string) error {
 		return err
 	}
 	m, err := findMemberByEmail(ctx, s.db, email)
-	if errs.Is(err, errs.NotFound) {
-		now := s.now()
-		m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
-		err = insertMember(ctx, s.db, m)
-		if errs.Is(err, errs.Conflict) { // a concurrent sign-up won the race
-			m, err = findMemberByEmail(ctx, s.db, email)
-		}
-	}
-	if err != nil {
+	known := err == nil
+	if err != nil && !errs.Is(err, errs.NotFound) {
 		return err
 	}
-	return s.mailSignInLink(ctx, m, next)
+	// Whether the address was new decides what happens next, off the
+	// request: the answer takes one lookup either way.
+	s.inBackground(ctx, "sign up", func(ctx context.Context) error {
+		if !known {
+			now := s.now()
+			m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
+			err := insertMember(ctx, s.db, m)
+			if errs.Is(err, errs.Conflict) { // a concurrent sign-up won the race
+				m, err = findMemberByEmail(ctx, s.db, email)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return s.mailSignInLink(ctx, m, next)
+	})
+	return nil
 }
 
 // RequestSignInLink mails a sign-in link to an existing member. For an
-// unknown address it does nothing and says nothing different.
+// unknown address it does nothing and says nothing different, and takes as
+// long: the link is made off the request.
 func (s *Service) RequestSignInLink(ctx context.Context, email, next string) error {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -112,7 +122,23 @@ func (s *Service) RequestSignInLink(ctx context.Context, email, next string) err
 	if err != nil {
 		return err
 	}
-	return s.mailSignInLink(ctx, m, next)
+	s.inBackground(ctx, "sign-in link", func(ctx context.Context) error { return s.mailSignInLink(ctx, m, next) })
+	return nil
+}
+
+// inBackground runs work after the answer has gone, with the request's
+// values but not its cancellation; Close waits for it. A failure is logged:
+// the reader, who was told to check their mail, can ask again.
+func (s *Service) inBackground(ctx context.Context, what string, work func(ctx context.Context) error) {
+	s.sending.Add(1)
+	go func() {
+		defer s.sending.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := work(ctx); err != nil {
+			s.logger.ErrorContext(ctx, what, "err", err)
+		}
+	}()
 }
 
 func (s *Service) mailSignInLink(ctx context.Context, m Member, next string) error {
@@ -266,6 +292,11 @@ func (s *Service) StaffSignInLink(ctx context.Context, actor Actor, memberID str
 	m, err := findMemberByID(ctx, s.db, memberID)
 	if err != nil {
 		return "", err
+	}
+	if m.Role.IsStaff() {
+		// The tool is for readers who cannot get mail; a link into a staff
+		// account would let one admin become another.
+		return "", errs.WithCode(errs.Forbidden, "forbidden", "Sign-in links are only made for patron accounts; staff sign in by mail or with `patronage admin create`.")
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.sign_in_link",

@@ -431,7 +431,7 @@ func TestStaffAPIAuthentication(t *testing.T) {
 func TestStaffMemberTools(t *testing.T) {
 	ts := newFullTestServer(t)
 	h := ts.Handler()
-	staffToken, _ := staffSetup(t, ts, members.RoleStaff)
+	staffToken, staffMember := staffSetup(t, ts, members.RoleStaff)
 	adminToken, _ := staffSetup(t, ts, members.RoleAdmin)
 	asStaff := []string{"Authorization", "Bearer " + staffToken}
 	asAdmin := []string{"Authorization", "Bearer " + adminToken}
@@ -480,6 +480,10 @@ func TestStaffMemberTools(t *testing.T) {
 	json.Unmarshal(rec.Body.Bytes(), &link)
 	if rec := visit(h, link.URL); rec.Code != http.StatusSeeOther {
 		t.Errorf("the admin-made link does not sign in: %d", rec.Code)
+	}
+	// A link into a staff account would let one admin become another.
+	if rec := do(h, "POST", "/api/v1/staff/members/"+staffMember.ID+"/sign-in-link", "", nil, asAdmin...); rec.Code != http.StatusForbidden {
+		t.Errorf("admin asking for a staff member's sign-in link = %d %s, want 403", rec.Code, rec.Body)
 	}
 	var audited int
 	ts.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'member.sign_in_link' AND subject_id = $1`, created.Member.ID).Scan(&audited)
