@@ -3,8 +3,10 @@ package web
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -124,6 +126,17 @@ func limitBody(limit int64) gin.HandlerFunc {
 		}
 		if c.Request.Body != nil && c.Request.Body != http.NoBody {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+			// A form is read by PostForm, which drops read errors; read it
+			// here so a body that outgrows the limit mid-stream is a 413,
+			// not a form with missing fields.
+			if ct, _, _ := mime.ParseMediaType(c.ContentType()); ct == "application/x-www-form-urlencoded" {
+				var tooLarge *http.MaxBytesError
+				if err := c.Request.ParseForm(); errors.As(err, &tooLarge) {
+					writeError(c, http.StatusRequestEntityTooLarge, "body_too_large",
+						fmt.Sprintf("The request body is larger than %d bytes.", limit), nil)
+					return
+				}
+			}
 		}
 		c.Next()
 	}

@@ -260,6 +260,23 @@ func TestABodyOverTheLimitWithoutALengthIsRefused(t *testing.T) {
 	}
 }
 
+// A page form sent chunked and over the limit is refused as too large,
+// not read as a form with its fields cut off.
+func TestAnOversizedChunkedFormIs413(t *testing.T) {
+	s, _ := newTestServer(t)
+	for _, path := range []string{"/join/gift", "/signin"} {
+		req := httptest.NewRequest("POST", path, io.MultiReader(strings.NewReader("email=a%40example.org&message="), strings.NewReader(strings.Repeat("a", 5000))))
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: status = %d, want 413", path, rec.Code)
+		}
+	}
+}
+
 func TestRealRoutesCapTheirBodies(t *testing.T) {
 	s, _ := newTestServer(t)
 	for _, path := range []string{"/api/v1/members", "/api/v1/checkout/donation"} {
