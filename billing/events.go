@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -92,94 +94,31 @@ func (fx *effects) add(o effects) {
 	fx.mails = append(fx.mails, o.mails...)
 }
 
-// fetchRaw gets an object's current JSON from the Stripe API at our pinned
-// version. gone is true when Stripe no longer has it.
-func (s *Service) fetchRaw(ctx context.Context, get func(ctx context.Context) (*stripe.APIResponse, error)) (raw json.RawMessage, gone bool, err error) {
+// rawObject keeps a fetched object's JSON as Stripe sent it (in its
+// LastResponse), for the version-tolerant decoders in stripeobj.go.
+type rawObject struct{ stripe.APIResource }
+
+func (*rawObject) UnmarshalJSON([]byte) error { return nil }
+
+// fetch gets an object's current JSON from the Stripe API, rendered at our
+// pinned version, by its path ("/v1/subscriptions/sub_…"). gone is true
+// when Stripe no longer has it.
+func (s *Service) fetch(ctx context.Context, kind, id string) (raw json.RawMessage, gone bool, err error) {
 	if s.stripe == nil {
 		return nil, false, errs.WithCode(errs.Unavailable, "payments_not_configured",
 			"STRIPE_WEBHOOK_MODE=fetch needs STRIPE_SECRET_KEY to re-fetch objects; set it, or use STRIPE_WEBHOOK_MODE=payload.")
 	}
-	resp, err := get(ctx)
+	var out rawObject
+	p := &stripe.Params{Context: ctx}
+	err = s.stripe.Subscriptions.B.Call(http.MethodGet, "/v1/"+kind+"/"+url.PathEscape(id), s.stripe.Subscriptions.Key, p, &out)
 	var se *stripe.Error
-	if errors.As(err, &se) && (se.HTTPStatusCode == 404 || se.Code == stripe.ErrorCodeResourceMissing) {
+	if errors.As(err, &se) && (se.HTTPStatusCode == http.StatusNotFound || se.Code == stripe.ErrorCodeResourceMissing) {
 		return nil, true, nil
 	}
 	if err != nil {
 		return nil, false, stripeapi.MapError(err)
 	}
-	return json.RawMessage(resp.RawJSON), false, nil
-}
-
-func (s *Service) fetchSubscription(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.SubscriptionParams{}
-		p.Context = ctx
-		sub, err := s.stripe.Subscriptions.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return sub.LastResponse, nil
-	})
-}
-
-func (s *Service) fetchInvoice(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.InvoiceParams{}
-		p.Context = ctx
-		inv, err := s.stripe.Invoices.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return inv.LastResponse, nil
-	})
-}
-
-func (s *Service) fetchCustomer(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.CustomerParams{}
-		p.Context = ctx
-		c, err := s.stripe.Customers.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return c.LastResponse, nil
-	})
-}
-
-func (s *Service) fetchCharge(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.ChargeParams{}
-		p.Context = ctx
-		c, err := s.stripe.Charges.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return c.LastResponse, nil
-	})
-}
-
-func (s *Service) fetchDispute(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.DisputeParams{}
-		p.Context = ctx
-		d, err := s.stripe.Disputes.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return d.LastResponse, nil
-	})
-}
-
-func (s *Service) fetchCheckoutSession(ctx context.Context, id string) (json.RawMessage, bool, error) {
-	return s.fetchRaw(ctx, func(ctx context.Context) (*stripe.APIResponse, error) {
-		p := &stripe.CheckoutSessionParams{}
-		p.Context = ctx
-		cs, err := s.stripe.CheckoutSessions.Get(id, p)
-		if err != nil {
-			return nil, err
-		}
-		return cs.LastResponse, nil
-	})
+	return json.RawMessage(out.LastResponse.RawJSON), false, nil
 }
 
 // listRefunds lists every refund of a charge.

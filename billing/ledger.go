@@ -23,7 +23,7 @@ func (s *Service) onCheckoutSession(ctx context.Context, ev Event) (effects, err
 		return effects{}, err
 	}
 	if s.mode == ModeFetch {
-		raw, gone, err := s.fetchCheckoutSession(ctx, cs.ID)
+		raw, gone, err := s.fetch(ctx, "checkout/sessions", cs.ID)
 		if err != nil {
 			return effects{}, err
 		}
@@ -48,7 +48,7 @@ func (s *Service) onCheckoutSession(ctx context.Context, ev Event) (effects, err
 	}
 	var sub *subscriptionState
 	if cs.Mode == "subscription" && cs.SubscriptionID != "" && s.mode == ModeFetch {
-		raw, gone, err := s.fetchSubscription(ctx, cs.SubscriptionID)
+		raw, gone, err := s.fetch(ctx, "subscriptions", cs.SubscriptionID)
 		if err != nil {
 			return effects{}, err
 		}
@@ -143,7 +143,7 @@ func (s *Service) onInvoice(ctx context.Context, ev Event) (effects, error) {
 	}
 	inv, at := snap, ev.Created
 	if s.mode == ModeFetch {
-		raw, gone, err := s.fetchInvoice(ctx, snap.ID)
+		raw, gone, err := s.fetch(ctx, "invoices", snap.ID)
 		if err != nil {
 			return effects{}, err
 		}
@@ -242,7 +242,7 @@ func (s *Service) onChargeRefunded(ctx context.Context, ev Event) (effects, erro
 	refunds := ch.Refunds
 	derived := refunds == nil
 	if s.mode == ModeFetch {
-		raw, gone, err := s.fetchCharge(ctx, ch.ID)
+		raw, gone, err := s.fetch(ctx, "charges", ch.ID)
 		if err != nil {
 			return effects{}, err
 		}
@@ -357,7 +357,7 @@ func (s *Service) onDispute(ctx context.Context, ev Event) (effects, error) {
 	}
 	at := ev.Created
 	if s.mode == ModeFetch {
-		raw, gone, err := s.fetchDispute(ctx, d.ID)
+		raw, gone, err := s.fetch(ctx, "disputes", d.ID)
 		if err != nil {
 			return effects{}, err
 		}
@@ -413,7 +413,7 @@ func (s *Service) onCustomer(ctx context.Context, ev Event) (effects, error) {
 	if ev.Type == "customer.deleted" {
 		c.Deleted = true
 	} else if s.mode == ModeFetch {
-		raw, gone, err := s.fetchCustomer(ctx, c.ID)
+		raw, gone, err := s.fetch(ctx, "customers", c.ID)
 		if err != nil {
 			return effects{}, err
 		}

@@ -69,7 +69,7 @@ func (s *Service) onSubscription(ctx context.Context, ev Event) (effects, error)
 	current, at, sourceID := snap, ev.Created, ev.ID
 	if s.mode == ModeFetch {
 		at = s.now()
-		raw, gone, err := s.fetchSubscription(ctx, snap.ID)
+		raw, gone, err := s.fetch(ctx, "subscriptions", snap.ID)
 		if err != nil {
 			return effects{}, err
 		}

@@ -84,4 +84,11 @@ func TestTheBinaryWiresStripeFromItsConfiguration(t *testing.T) {
 	if status, body := call(t, "POST", s.URL+"/webhooks/stripe", "", event, "Stripe-Signature", sig); status != 200 {
 		t.Errorf("signed webhook = %d %s", status, body)
 	}
+	// The worker re-fetches the invoice (STRIPE_WEBHOOK_MODE=fetch) with a
+	// request stripe-mock accepts, and the event is processed.
+	var last string
+	waitUntil(t, 30*time.Second, func() bool {
+		_, last = call(t, "GET", s.URL+"/api/v1/staff/webhooks/events?status=processed", token, "")
+		return strings.Contains(last, `"id":"evt_wiring"`)
+	})
 }
