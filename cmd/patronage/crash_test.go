@@ -61,7 +61,9 @@ func (g *gatedStripe) open() {
 func TestKill9BetweenIntakeAndProcessingLosesNothing(t *testing.T) {
 	bin := buildBinary(t)
 	dbs := map[string]func(t *testing.T) map[string]string{
-		"sqlite": func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": filepath.Join(t.TempDir(), "data")} },
+		"sqlite": func(t *testing.T) map[string]string {
+			return map[string]string{"DATA_DIR": filepath.Join(t.TempDir(), "data")}
+		},
 	}
 	if testenv.PostgresURL(t) != "" {
 		dbs["postgres"] = func(t *testing.T) map[string]string {
