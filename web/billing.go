@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -150,33 +151,29 @@ func (s *Server) signedIn(c *gin.Context) (*members.Member, error) {
 
 func (s *Server) checkoutSubscription(c *gin.Context) {
 	var req subscriptionCheckoutRequest
-	if err := s.decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	member, err := s.signedIn(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
-		Member: member, Email: req.Email, Tier: req.Tier, Interval: req.Interval, Currency: req.Currency,
-		RequestKey: c.GetHeader("Idempotency-Key"),
+	s.startCheckout(c, &req, func(ctx context.Context, member *members.Member) (billing.CheckoutSession, error) {
+		return s.billing.StartSubscriptionCheckout(ctx, billing.SubscriptionRequest{
+			Member: member, Email: req.Email, Tier: req.Tier, Interval: req.Interval, Currency: req.Currency,
+			RequestKey: c.GetHeader("Idempotency-Key"),
+		})
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"url": sess.URL, "session_id": sess.ID})
 }
 
 func (s *Server) checkoutDonation(c *gin.Context) {
 	var req donationCheckoutRequest
-	if err := s.decodeJSON(c, &req); err != nil {
+	s.startCheckout(c, &req, func(ctx context.Context, member *members.Member) (billing.CheckoutSession, error) {
+		return s.billing.StartDonationCheckout(ctx, billing.DonationRequest{
+			Member: member, Email: req.Email, Amount: req.Amount, Currency: req.Currency, Message: req.Message,
+			RequestKey: c.GetHeader("Idempotency-Key"), ClientIP: c.ClientIP(),
+		})
+	})
+}
+
+// startCheckout is what both checkout endpoints do around billing: read
+// the request into req, apply the per-IP limit, find who is signed in,
+// start the session and answer 201 with where to send the reader.
+func (s *Server) startCheckout(c *gin.Context, req any, start func(ctx context.Context, member *members.Member) (billing.CheckoutSession, error)) {
+	if err := s.decodeJSON(c, req); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -189,10 +186,7 @@ func (s *Server) checkoutDonation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
-		Member: member, Email: req.Email, Amount: req.Amount, Currency: req.Currency, Message: req.Message,
-		RequestKey: c.GetHeader("Idempotency-Key"), ClientIP: c.ClientIP(),
-	})
+	sess, err := start(c.Request.Context(), member)
 	if err != nil {
 		s.fail(c, err)
 		return
