@@ -107,3 +107,24 @@ func TestStateVersionOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestDiscountedRoundsAsStripeDoes(t *testing.T) {
+	bps := func(v int64) *int64 { return &v }
+	cases := []struct {
+		amount   int64
+		pct, off *int64
+		want     int64
+	}{
+		{500, bps(2000), nil, 400},  // 20 %
+		{999, bps(1250), nil, 874},  // 12.5 % of 999 = 124.875 → 125 off
+		{500, bps(10000), nil, 0},   // 100 %
+		{500, nil, bps(700), 0},     // never below zero
+		{500, nil, bps(150), 350},   // an amount off
+		{1000, bps(3333), nil, 667}, // 33.33 % = 333.3 → 333 off
+	}
+	for _, tc := range cases {
+		if got := discounted(tc.amount, tc.pct, tc.off); got != tc.want {
+			t.Errorf("discounted(%d, %v, %v) = %d, want %d", tc.amount, tc.pct, tc.off, got, tc.want)
+		}
+	}
+}

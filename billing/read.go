@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -308,4 +309,63 @@ func (s *Service) donationsOf(ctx context.Context, memberID string) ([]DonationV
 		}
 	}
 	return out, nil
+}
+
+// Plan is a member's running subscription as the reader sees it on their
+// account page.
+type Plan struct {
+	Tier              string // the tier's name (its slug when unmapped names are missing)
+	Status            string
+	Currency          string
+	Amount            int64 // what a period costs, before any discount
+	NextCharge        int64 // what the next invoice should be, the discount applied
+	Interval          string
+	PeriodEnd         *time.Time
+	CancelAtPeriodEnd bool
+}
+
+// CurrentPlan is the member's running subscription (the one that lasts
+// longest), if any.
+func (s *Service) CurrentPlan(ctx context.Context, memberID string) (Plan, bool, error) {
+	var p Plan
+	var slug, name, duration sql.NullString
+	var quantity int64
+	var pct, off sql.NullInt64
+	var end, discountEnd sql.NullTime
+	err := s.db.QueryRowContext(ctx, `SELECT s.status, s.tier_slug, t.name, s.currency, s.unit_amount, s.quantity, s.billing_interval,
+		s.current_period_end, s.cancel_at_period_end, s.discount_percent_off_bps, s.discount_amount_off, s.discount_duration, s.discount_end
+		FROM subscriptions s LEFT JOIN tiers t ON t.slug = s.tier_slug
+		WHERE s.member_id = $1 AND s.state_at IS NOT NULL AND s.status IN (`+liveStatuses+`)
+		ORDER BY s.current_period_end DESC LIMIT 1`, memberID).
+		Scan(&p.Status, &slug, &name, &p.Currency, &p.Amount, &quantity, &p.Interval, &end, &p.CancelAtPeriodEnd, &pct, &off, &duration, &discountEnd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Plan{}, false, nil
+	}
+	if err != nil {
+		return Plan{}, false, fmt.Errorf("read plan: %w", err)
+	}
+	p.Tier = name.String
+	if p.Tier == "" {
+		p.Tier = slug.String
+	}
+	p.PeriodEnd = timePtr(end)
+	p.Amount *= quantity
+	p.NextCharge = p.Amount
+	// A discount still running at the next invoice comes off it.
+	if (pct.Valid || off.Valid) && duration.String != "once" && (!discountEnd.Valid || end.Valid && discountEnd.Time.After(end.Time)) {
+		p.NextCharge = discounted(p.Amount, intPtr(pct), intPtr(off))
+	}
+	return p, true, nil
+}
+
+// discounted applies a coupon as Stripe does: percent off rounded half up
+// to the minor unit, or an amount off, never below zero.
+func discounted(amount int64, percentBps, amountOff *int64) int64 {
+	if percentBps != nil {
+		amount -= (amount**percentBps + 5000) / 10000
+	}
+	if amountOff != nil {
+		amount -= *amountOff
+	}
+	return max(amount, 0)
 }

@@ -41,8 +41,11 @@ func TestAccessShowsToThePatronAndToStaff(t *testing.T) {
 	if !a.Active || a.Source == nil || *a.Source != "subscription" || a.Tier == nil || *a.Tier != "coffee" || a.Until == nil || *a.Until != end.Format(time.RFC3339) {
 		t.Fatalf("me while subscribed = %s, want active subscription on coffee until %s", rec.Body, end.Format(time.RFC3339))
 	}
-	if page := do(h, "GET", "/account", "", nil, "Cookie", withCookie(cookie)); !strings.Contains(page.Body.String(), "Patron · coffee") {
-		t.Errorf("/account while subscribed = %s", page.Body)
+	page := do(h, "GET", "/account", "", nil, "Cookie", withCookie(cookie)).Body.String()
+	for _, want := range []string{"Patron · coffee", "Coffee · EUR 5.00 a month", "Next charge", "EUR 5.00 on " + end.Format("2 January 2006")} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/account while subscribed lacks %q:\n%s", want, page)
+		}
 	}
 	token, _ := staffSetup(t, ts, "staff")
 	rec = do(h, "GET", "/api/v1/staff/members/"+me.Member.ID+"/billing", "", nil, "Authorization", "Bearer "+token)
@@ -69,8 +72,9 @@ func setSubscription(t *testing.T, ts testServer, memberID, status string, end t
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ts.db.Exec(`INSERT INTO subscriptions (id, member_id, customer_id, tier_slug, status, current_period_start, current_period_end, state_at, updated_at)
-		VALUES ('sub_web', $1, 'cus_web', 'coffee', $2, $3, $4, $3, $3)
+	_, err = ts.db.Exec(`INSERT INTO subscriptions (id, member_id, customer_id, tier_slug, status, currency, unit_amount, quantity, billing_interval,
+		current_period_start, current_period_end, state_at, updated_at)
+		VALUES ('sub_web', $1, 'cus_web', 'coffee', $2, 'EUR', 500, 1, 'month', $3, $4, $3, $3)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status`, memberID, status, now, end)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/money"
 	"github.com/patronage/patronage/members"
 )
 
@@ -28,6 +29,7 @@ type pageData struct {
 	CSSURL   string // the newsroom's own stylesheet, if any
 	Member   *members.Member
 	Access   members.Access
+	Plan     *planView
 	Email    string
 	Join     *joinData
 	Next     string
@@ -150,7 +152,12 @@ func (s *Server) accountPage(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "account.html", pageData{Title: "Your account", Member: &m, Access: access})
+	plan, err := s.planOf(c, m.ID)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "account.html", pageData{Title: "Your account", Member: &m, Access: access, Plan: plan})
 }
 
 // signOutForm ends the session from the account page, without JavaScript.
@@ -173,4 +180,30 @@ func securityHeaders(c *gin.Context) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' https:; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com https://billing.stripe.com; base-uri 'none'; object-src 'none'")
 	c.Next()
+}
+
+// planView is the reader's running subscription, worded for the page.
+type planView struct {
+	Tier       string
+	Price      string // "€5.00 a month"
+	NextCharge string // "€4.00", the discount applied
+	Date       string // when the period ends: the next charge, or the end
+	Ending     bool   // cancelled at the period's end
+	PastDue    bool   // the last payment failed
+}
+
+func (s *Server) planOf(c *gin.Context, memberID string) (*planView, error) {
+	if s.billing == nil {
+		return nil, nil
+	}
+	p, found, err := s.billing.CurrentPlan(c.Request.Context(), memberID)
+	if err != nil || !found {
+		return nil, err
+	}
+	v := &planView{Tier: p.Tier, Price: money.Format(p.Amount, p.Currency) + " a " + p.Interval, NextCharge: money.Format(p.NextCharge, p.Currency),
+		Ending: p.CancelAtPeriodEnd, PastDue: p.Status == "past_due" || p.Status == "unpaid"}
+	if p.PeriodEnd != nil {
+		v.Date = p.PeriodEnd.Format("2 January 2006")
+	}
+	return v, nil
 }
