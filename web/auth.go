@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/members"
@@ -24,6 +25,8 @@ const memberKey = "member"
 type AccessSource interface {
 	AccessOf(ctx context.Context, memberID string) (members.Access, error)
 }
+
+var _ AccessSource = (*billing.Service)(nil)
 
 type signUpRequest struct {
 	Email string `json:"email"`
