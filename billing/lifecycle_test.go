@@ -528,7 +528,8 @@ func TestTrialThenActiveOrPaused(t *testing.T) {
 func TestCustomerDeletedBeforeItsSubscription(t *testing.T) {
 	eachMode(t, func(t *testing.T, w *world) {
 		m, subID := w.subscribe("gone@example.org", "coffee", "month")
-		w.deliver(w.stripe.TakeEvents()...)
+		checkout := w.stripe.TakeEvents()
+		w.deliver(checkout...)
 		w.step(time.Hour)
 		if err := w.stripe.DeleteCustomer(m.StripeCustomerID); err != nil {
 			t.Fatal(err)
@@ -538,6 +539,9 @@ func TestCustomerDeletedBeforeItsSubscription(t *testing.T) {
 		for i := len(evs) - 1; i >= 0; i-- {
 			w.deliver(evs[i])
 		}
+		// A late redelivery of the Checkout must not link the deleted
+		// customer again.
+		w.deliver(checkout...)
 		w.wantAccess(m.ID, false, "")
 		w.wantLikeStripe(subID)
 		after, err := w.members.FindMemberByID(context.Background(), m.ID)

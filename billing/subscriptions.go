@@ -382,8 +382,10 @@ func (s *Service) memberForCustomer(ctx context.Context, tx *sql.Tx, customerID,
 // that had none.
 func (s *Service) linkCustomer(ctx context.Context, tx *sql.Tx, memberID, customerID string) error {
 	now := s.now()
+	// A deleted customer is never linked again, whatever arrives late.
 	if _, err := tx.ExecContext(ctx, `UPDATE members SET stripe_customer_id = $1, updated_at = $2 WHERE id = $3 AND stripe_customer_id IS NULL
-		AND NOT EXISTS (SELECT 1 FROM members WHERE stripe_customer_id = $1)`, customerID, now, memberID); err != nil {
+		AND NOT EXISTS (SELECT 1 FROM members WHERE stripe_customer_id = $1)
+		AND NOT EXISTS (SELECT 1 FROM stripe_customers WHERE id = $1 AND deleted)`, customerID, now, memberID); err != nil {
 		return fmt.Errorf("link customer: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO stripe_customers (id, member_id, state_at, updated_at) VALUES ($1, $2, $3, $3)
