@@ -6,6 +6,9 @@
 #
 #   bench/cpuacct.sh wrk -t2 -c32 -d20s -s bench/report.lua http://127.0.0.1:18080/api/v1/tiers
 #
+# With CPUACCT_OTHERS=1 it also lists the five largest "other" processes, to see
+# which ones they were.
+#
 # With WAIT_IDLE=1 (the default) it first waits until the machine is at least
 # 90 % idle over two seconds, so that runs do not start during someone
 # else's build.
@@ -50,18 +53,18 @@ snapshot >"$s1"; b1=$(busy_total); i1=$(idle_total); t1=$(date +%s.%N); child_ti
 "$@"
 child_ticks >"$s2.c2"; c2=$(cat "$s2.c2"); rm -f "$s2.c1" "$s2.c2"; snapshot >"$s2"; b2=$(busy_total); i2=$(idle_total); t2=$(date +%s.%N)
 
-awk -v cmd=$((c2 - c1)) -v cmdname="$(basename "$1")" -v busy=$((b2 - b1)) -v idle=$((i2 - i1)) -v hz="$hz" -v secs="$(echo "$t2 - $t1" | bc)" '
+awk -v others="${CPUACCT_OTHERS:-0}" -v cmd=$((c2 - c1)) -v cmdname="$(basename "$1")" -v busy=$((b2 - b1)) -v idle=$((i2 - i1)) -v hz="$hz" -v secs="$(echo "$t2 - $t1" | bc)" '
   NR == FNR { before[$1] = $3; next }
   {
     d = $3 - ($1 in before ? before[$1] : 0)
     c = $2
-    if (c ~ /^patronage/) g = "patronage"
+    if (c == "patronage") g = "patronage"   # not patronage.test: a test run is "other"
     else if (c ~ /^postgres/) g = "postgres"
     else if (c ~ /^redis/) g = "redis"
     else if (c ~ /^stripe-mock/) g = "stripe-mock"
     else if (c ~ /^stripetimer/) g = "stripetimer"
     else if (c ~ /^checkoutserver/) g = "patronage"
-    else next
+    else { if (d > 0) oth[$1 " " c] += d; next }
     sum[g] += d; known += d
   }
   END {
@@ -72,4 +75,13 @@ awk -v cmd=$((c2 - c1)) -v cmdname="$(basename "$1")" -v busy=$((b2 - b1)) -v id
     for (i = 1; i <= n; i++) printf " %s %.0f%%", order[i], 100 * sum[order[i]] / hz / secs
     other = busy - known; if (other < 0) other = 0
     printf " other %.0f%% idle %.0f%%\n", 100 * other / hz / secs, 100 * idle / hz / secs
+    if (others == 1) {
+      printf "  largest other processes (ended ones not shown):"
+      for (i = 1; i <= 5; i++) {
+        best = ""; for (k in oth) if (best == "" || oth[k] > oth[best]) best = k
+        if (best == "") break
+        printf " %s %.0f%%,", best, 100 * oth[best] / hz / secs; delete oth[best]
+      }
+      printf "\n"
+    }
   }' "$s1" "$s2"
