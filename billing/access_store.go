@@ -73,10 +73,9 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		return effects{}, fmt.Errorf("create access row: %w", err)
 	}
 	var before Access
-	var until sql.NullTime
-	var welcomed sql.NullTime
-	err := tx.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at, welcomed_at FROM member_access WHERE member_id = $1`+s.db.Dialect.ForUpdate(), memberID).
-		Scan(&before.Active, &before.Source, &before.Tier, &until, &welcomed)
+	var until, welcomed, storedRecheck sql.NullTime
+	err := tx.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at, welcomed_at, recheck_at FROM member_access WHERE member_id = $1`+s.db.Dialect.ForUpdate(), memberID).
+		Scan(&before.Active, &before.Source, &before.Tier, &until, &welcomed, &storedRecheck)
 	if errors.Is(err, sql.ErrNoRows) {
 		return effects{}, nil // the member was erased
 	}
@@ -101,6 +100,7 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 	// An activation older than welcomeWindow (an import of old
 	// subscriptions, a long-delayed event) marks the member welcomed without
 	// mailing them.
+	welcomedNow := false
 	if !welcomed.Valid {
 		var first time.Time
 		var tier sql.NullString
@@ -110,11 +110,14 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 			return effects{}, fmt.Errorf("read history: %w", err)
 		}
 		if err == nil {
-			welcomed = sql.NullTime{Time: now, Valid: true}
+			welcomed, welcomedNow = sql.NullTime{Time: now, Valid: true}, true
 			if now.Sub(first) <= welcomeWindow {
 				fx.mails = append(fx.mails, pendingMail{kind: "welcome", memberID: memberID, tier: tier.String})
 			}
 		}
+	}
+	if sameAccess(before, after) && sameTime(timePtr(storedRecheck), recheck) && !welcomedNow {
+		return fx, nil // most events change nothing a member can see
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE member_access SET active = $2, source = $3, tier_slug = $4, until_at = $5, recheck_at = $6, welcomed_at = $7,
 		changed_at = CASE WHEN active <> $2 OR source <> $3 OR tier_slug <> $4 THEN $8 ELSE changed_at END WHERE member_id = $1`,
@@ -126,6 +129,13 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		fx.changes = append(fx.changes, AccessChange{MemberID: memberID, Before: before, After: after})
 	}
 	return fx, nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
 }
 
 func sameAccess(a, b Access) bool {

@@ -74,13 +74,6 @@ func TestDecideAccess(t *testing.T) {
 	}
 }
 
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.Equal(*b)
-}
-
 // Within one second the later lifecycle state wins, and nothing revives an
 // ended subscription, whichever arrives first.
 func TestStateVersionOrder(t *testing.T) {

@@ -190,7 +190,7 @@ func (s *Service) syncSubscription(ctx context.Context, raw json.RawMessage, rep
 	}
 	var fx effects
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		tier, err := tierForPrice(ctx, tx, st.Price)
+		tier, err := st.tier(ctx, tx)
 		if err != nil {
 			return err
 		}

@@ -128,6 +128,10 @@ type subscriptionState struct {
 	CanceledAt         *time.Time
 	EndedAt            *time.Time
 	Created            time.Time
+
+	// Tier is the tier the price maps to, once resolved (TierKnown).
+	Tier      string
+	TierKnown bool
 }
 
 // discount is a subscription's coupon; percent off is kept in basis points

@@ -84,8 +84,11 @@ func (s *Service) onSubscription(ctx context.Context, ev Event) (effects, error)
 	}
 	var fx effects
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := s.insertSnapshot(ctx, tx, ev.ID, ev.Created, snap); err != nil {
+		if err := s.insertSnapshot(ctx, tx, ev.ID, ev.Created, &snap); err != nil {
 			return err
+		}
+		if current.PriceID == snap.PriceID {
+			current.Tier, current.TierKnown = snap.Tier, true
 		}
 		memberID, err := s.applySubscription(ctx, tx, current, at, sourceID)
 		if err != nil {
@@ -127,7 +130,7 @@ func (s *Service) applySubscription(ctx context.Context, tx *sql.Tx, st subscrip
 	next := stateVersion{At: at, Status: st.Status, PeriodEnd: st.CurrentPeriodEnd, EventID: sourceID}
 	stored.At, stored.PeriodEnd, stored.EventID = storedAt.Time, timePtr(storedEnd), storedEvent.String
 	if !storedAt.Valid || next.supersedes(stored) {
-		tier, err := tierForPrice(ctx, tx, st.Price)
+		tier, err := st.tier(ctx, tx)
 		if err != nil {
 			return "", err
 		}
@@ -154,8 +157,8 @@ func (s *Service) applySubscription(ctx context.Context, tx *sql.Tx, st subscrip
 }
 
 // insertSnapshot keeps an event's own view of a subscription for history.
-func (s *Service) insertSnapshot(ctx context.Context, tx *sql.Tx, eventID string, at time.Time, st subscriptionState) error {
-	tier, err := tierForPrice(ctx, tx, st.Price)
+func (s *Service) insertSnapshot(ctx context.Context, tx *sql.Tx, eventID string, at time.Time, st *subscriptionState) error {
+	tier, err := st.tier(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -289,6 +292,18 @@ func historyIs(ctx context.Context, tx *sql.Tx, subID string, memberID sql.NullS
 		i++
 	}
 	return i == len(rows), stored.Err()
+}
+
+// tier resolves the subscription's tier once.
+func (st *subscriptionState) tier(ctx context.Context, q querier) (string, error) {
+	if !st.TierKnown {
+		t, err := tierForPrice(ctx, q, st.Price)
+		if err != nil {
+			return "", err
+		}
+		st.Tier, st.TierKnown = t, true
+	}
+	return st.Tier, nil
 }
 
 // tierForPrice finds the tier a Stripe price belongs to: by the

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -70,12 +69,4 @@ func (in *Intake) BillingSink() billing.EventSink {
 		return in.Accept(ctx, Event{ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Created: ev.Created, Livemode: livemode,
 			Object: ev.Object, ObjectID: objectID(ev.Object)}, payload)
 	}
-}
-
-func objectID(raw []byte) string {
-	var o struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(raw, &o)
-	return o.ID
 }

@@ -6,6 +6,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -79,12 +80,28 @@ func Verify(body []byte, header string, secrets []string) (Event, error) {
 	if err := json.Unmarshal(body, &raw); err != nil || raw.Object != "event" || raw.ID == "" || raw.Type == "" || len(raw.Data.Object) == 0 {
 		return Event{}, errs.WithCode(errs.BadRequest, "invalid_event", "The body is signed but is not a Stripe event.")
 	}
+	return Event{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: time.Unix(raw.Created, 0).UTC(),
+		Livemode: raw.Livemode, Object: raw.Data.Object, ObjectID: objectID(raw.Data.Object)}, nil
+}
+
+// objectID reads an object's id. Stripe writes "id" first, so reading the
+// first key is enough and spares intake a second parse of the whole object.
+func objectID(object []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(object))
+	if tok, err := dec.Token(); err == nil && tok == json.Delim('{') {
+		if key, err := dec.Token(); err == nil && key == "id" {
+			if id, err := dec.Token(); err == nil {
+				if s, ok := id.(string); ok {
+					return s
+				}
+			}
+		}
+	}
 	var obj struct {
 		ID string `json:"id"`
 	}
-	_ = json.Unmarshal(raw.Data.Object, &obj)
-	return Event{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: time.Unix(raw.Created, 0).UTC(),
-		Livemode: raw.Livemode, Object: raw.Data.Object, ObjectID: obj.ID}, nil
+	_ = json.Unmarshal(object, &obj)
+	return obj.ID
 }
 
 func badSignature(msg string) error {

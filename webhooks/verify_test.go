@@ -66,3 +66,14 @@ func TestVerify(t *testing.T) {
 		})
 	}
 }
+
+// The object's id is found whether or not it is the object's first key.
+func TestVerifyFindsTheObjectIDAnywhere(t *testing.T) {
+	for _, obj := range []string{`{"id":"sub_9","object":"subscription"}`, `{"object":"subscription","items":{"id":"x"},"id":"sub_9"}`} {
+		body := []byte(`{"id":"evt_2","object":"event","type":"customer.subscription.updated","api_version":"2023-10-16","created":1764000000,"data":{"object":` + obj + `}}`)
+		ev, err := webhooks.Verify(body, sign(body, secret, time.Now()), []string{secret})
+		if err != nil || ev.ObjectID != "sub_9" {
+			t.Errorf("object %s: id %q, %v; want sub_9", obj, ev.ObjectID, err)
+		}
+	}
+}
