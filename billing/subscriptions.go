@@ -153,7 +153,7 @@ func (s *Service) applySubscription(ctx context.Context, tx *sql.Tx, st subscrip
 			return "", fmt.Errorf("link subscription: %w", err)
 		}
 	}
-	return memberID, s.rebuildHistory(ctx, tx, st.ID)
+	return memberID, s.rebuildHistory(ctx, tx, st.ID, nullable(memberID))
 }
 
 // insertSnapshot keeps an event's own view of a subscription for history.
@@ -199,7 +199,7 @@ func (h historyRow) sameMoney(o historyRow) bool {
 // rebuildHistory recomputes a subscription's history from every snapshot
 // received so far plus its current state, in time order, whatever order
 // they arrived in. The caller holds the subscription's row lock.
-func (s *Service) rebuildHistory(ctx context.Context, tx *sql.Tx, subID string) error {
+func (s *Service) rebuildHistory(ctx context.Context, tx *sql.Tx, subID string, memberID sql.NullString) error {
 	rows, err := tx.QueryContext(ctx, `SELECT at, status, current_period_end, event_id, tier_slug, price_id, currency, unit_amount, quantity,
 		billing_interval, interval_count, discount_percent_off_bps, discount_amount_off, discount_duration
 		FROM subscription_snapshots WHERE subscription_id = $1
@@ -245,10 +245,6 @@ func (s *Service) rebuildHistory(ctx context.Context, tx *sql.Tx, subID string) 
 			}
 		}
 		kept = append(kept, h)
-	}
-	var memberID sql.NullString
-	if err := tx.QueryRowContext(ctx, `SELECT member_id FROM subscriptions WHERE id = $1`, subID).Scan(&memberID); err != nil {
-		return fmt.Errorf("read subscription member: %w", err)
 	}
 	same, err := historyIs(ctx, tx, subID, memberID, kept)
 	if err != nil || same {

@@ -34,6 +34,8 @@ var sqliteTypes = []struct {
 	{regexp.MustCompile(`(?i)\bTIMESTAMPTZ\b`), "TIMESTAMP"},
 	{regexp.MustCompile(`(?i)\bJSONB\b`), "TEXT"},
 	{regexp.MustCompile(`(?i)\bBYTEA\b`), "BLOB"},
+	// Storage tuning is PostgreSQL's alone.
+	{regexp.MustCompile(`(?im)^\s*ALTER TABLE \S+ ALTER COLUMN \S+ SET STORAGE \w+;\s*$`), ""},
 }
 
 // translateDDL rewrites a migration written for PostgreSQL into the dialect.
