@@ -8,7 +8,7 @@
 #   bench/webhooks.sh start [VAR=V…]  start the server on the existing database
 #   bench/webhooks.sh stop            SIGTERM our server (pid in $STATE/server.pid) and wait for it to exit
 #   bench/webhooks.sh status          SELECT status, count(*) FROM stripe_events GROUP BY 1 (+ last errors)
-#   bench/webhooks.sh backlog [N]     fresh database, server with WEBHOOK_WORKERS=1 (it processes ≤ 10 events/s),
+#   bench/webhooks.sh backlog [N]     fresh database, server with WEBHOOK_WORKERS=1 (it processes few of them meanwhile),
 #                                     N (20000) events posted by $LOAD at 16 connections, server stopped:
 #                                     N events (less the few processed) pending, for `start` + `drain`
 #   bench/webhooks.sh drain [SECS]    print progress every SECS (5) until nothing is pending, then `rate`
