@@ -155,6 +155,7 @@ func TestAnyDeliveryOrderEndsInStripesState(t *testing.T) {
 				if len(events) < 50 {
 					t.Fatalf("scenario has %d events, want at least 50", len(events))
 				}
+				t.Logf("%d events in the recorded scenario", len(events))
 				links := w.customerLinks()
 				w.deliver(events...)
 				want := w.dump()
