@@ -1,0 +1,245 @@
+package voting
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis keys of a round share a hash tag, so a round lives on one Redis
+// Cluster slot and one script can touch all of them.
+func (s *Service) tallyKey(roundID string) string {
+	return s.redis.Key("round", "{"+roundID+"}", "tally")
+}
+func (s *Service) builtKey(roundID string) string {
+	return s.redis.Key("round", "{"+roundID+"}", "built")
+}
+func (s *Service) votesKey(roundID, memberID string) string {
+	return s.redis.Key("round", "{"+roundID+"}", "member", memberID)
+}
+
+// applyVote adds (or, with a negative weight, removes) one member's vote in
+// the tally and their set together. It is idempotent: a vote already in the
+// set is not counted twice, one not in it is not removed twice. It answers
+// -1 when the round's tally was never built (Redis lost it): the caller
+// rebuilds from the ballots, which already hold this vote.
+var applyVote = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+local w = tonumber(ARGV[2])
+if w > 0 then
+  if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], w, ARGV[1]) end
+else
+  if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], w, ARGV[1]) end
+end
+return 1
+`)
+
+// CastResult is the outcome of a cast.
+type CastResult struct {
+	Repeated  bool // the vote was already cast: nothing changed
+	VotesLeft int
+}
+
+// CastVote records a member's vote for a topic in a round. The ballot is
+// stored first, in a transaction that also counts it against the member's
+// budget (a locked row per round and member, so concurrent casts cannot
+// overspend it); only then is the Redis tally changed. If that fails, the
+// vote stands and the tally is rebuilt from the ballots.
+func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID string) (CastResult, error) {
+	r, err := s.FindRound(ctx, roundID)
+	if err != nil {
+		return CastResult{}, err
+	}
+	if !r.Open(s.now()) {
+		return CastResult{}, errRoundClosed
+	}
+	if !r.has(topicID) {
+		return CastResult{}, errTopicNotFound
+	}
+	v, err := s.eligible.Voter(ctx, memberID)
+	if err != nil {
+		return CastResult{}, err
+	}
+	if !v.Active {
+		return CastResult{}, errPatronRequired
+	}
+	weight := 1
+	if r.Weighting == "tier" && v.Weight > 1 {
+		weight = v.Weight
+	}
+
+	lock := s.roundLock(roundID)
+	lock.RLock()
+	defer lock.RUnlock()
+	var res CastResult
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.ExecContext(ctx, `INSERT INTO ballots (round_id, member_id, topic_id, weight, cast_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (round_id, member_id, topic_id) DO NOTHING`, roundID, memberID, topicID, weight, s.now())
+		if err != nil {
+			return fmt.Errorf("store ballot: %w", err)
+		}
+		if n, _ := ins.RowsAffected(); n == 0 {
+			res.Repeated = true
+			var used int
+			err := tx.QueryRowContext(ctx, `SELECT used FROM round_voters WHERE round_id = $1 AND member_id = $2`, roundID, memberID).Scan(&used)
+			res.VotesLeft = r.VotesPerPatron - used
+			return err
+		}
+		var used int
+		err = tx.QueryRowContext(ctx, `INSERT INTO round_voters (round_id, member_id, used) VALUES ($1, $2, 1)
+			ON CONFLICT (round_id, member_id) DO UPDATE SET used = round_voters.used + 1 WHERE round_voters.used < $3
+			RETURNING used`, roundID, memberID, r.VotesPerPatron).Scan(&used)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errBudget // rolls the ballot back
+		}
+		if err != nil {
+			return fmt.Errorf("count vote: %w", err)
+		}
+		res.VotesLeft = r.VotesPerPatron - used
+		return nil
+	})
+	if err != nil {
+		return CastResult{}, err
+	}
+	s.tallyVote(ctx, roundID, memberID, topicID, weight)
+	return res, nil
+}
+
+// WithdrawVote takes a member's vote for a topic back while the round is open.
+func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID string) error {
+	r, err := s.FindRound(ctx, roundID)
+	if err != nil {
+		return err
+	}
+	if !r.Open(s.now()) {
+		return errRoundClosed
+	}
+	lock := s.roundLock(roundID)
+	lock.RLock()
+	defer lock.RUnlock()
+	var weight int
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `DELETE FROM ballots WHERE round_id = $1 AND member_id = $2 AND topic_id = $3 RETURNING weight`,
+			roundID, memberID, topicID).Scan(&weight)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errVoteNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("withdraw ballot: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE round_voters SET used = used - 1 WHERE round_id = $1 AND member_id = $2`, roundID, memberID); err != nil {
+			return fmt.Errorf("count withdrawal: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.tallyVote(ctx, roundID, memberID, topicID, -weight)
+	return nil
+}
+
+// tallyVote applies a stored ballot's change to Redis. The caller holds the
+// round's read lock. A failure leaves the ballot (the truth) standing and
+// the tally to be rebuilt.
+func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID string, weight int) {
+	keys := []string{s.tallyKey(roundID), s.votesKey(roundID, memberID), s.builtKey(roundID)}
+	n, err := applyVote.Run(ctx, s.redis.Client, keys, topicID, weight).Int()
+	if err == nil && n == 1 {
+		return
+	}
+	if err != nil {
+		s.logger.WarnContext(ctx, "tally not updated; rebuilding it from the ballots", "round_id", roundID, "err", err)
+	}
+	// Rebuilding takes the write lock, which this caller's read lock holds
+	// off: do it after this cast has let go.
+	go func() {
+		if _, err := s.RebuildTally(context.WithoutCancel(ctx), roundID); err != nil {
+			s.logger.ErrorContext(ctx, "rebuild tally", "round_id", roundID, "err", err)
+		}
+	}()
+}
+
+// Tally is a round's counts per topic.
+type Tally map[string]int64
+
+// TallyOf reads a round's live tally from Redis, rebuilding it from the
+// ballots first if Redis has lost it. It never aggregates ballots otherwise.
+func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
+	built, err := s.redis.Client.Exists(ctx, s.builtKey(roundID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read tally: %w", err)
+	}
+	if built == 0 {
+		return s.RebuildTally(ctx, roundID)
+	}
+	zs, err := s.redis.Client.ZRangeWithScores(ctx, s.tallyKey(roundID), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read tally: %w", err)
+	}
+	t := Tally{}
+	for _, z := range zs {
+		if z.Score != 0 {
+			t[z.Member.(string)] = int64(z.Score)
+		}
+	}
+	return t, nil
+}
+
+// RebuildTally replaces a round's Redis state with what its ballots say.
+// Casts in the round on this replica wait while it runs.
+func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, error) {
+	lock := s.roundLock(roundID)
+	lock.Lock()
+	defer lock.Unlock()
+	rows, err := s.db.QueryContext(ctx, `SELECT member_id, topic_id, weight FROM ballots WHERE round_id = $1 ORDER BY member_id`, roundID)
+	if err != nil {
+		return nil, fmt.Errorf("read ballots: %w", err)
+	}
+	defer rows.Close()
+	t := Tally{}
+	byMember := map[string][]any{}
+	for rows.Next() {
+		var member, topic string
+		var w int64
+		if err := rows.Scan(&member, &topic, &w); err != nil {
+			return nil, fmt.Errorf("read ballots: %w", err)
+		}
+		t[topic] += w
+		byMember[member] = append(byMember[member], topic)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ballots: %w", err)
+	}
+	pipe := s.redis.Client.TxPipeline()
+	pipe.Del(ctx, s.tallyKey(roundID))
+	if err := s.deleteMemberSets(ctx, roundID); err != nil {
+		return nil, err
+	}
+	for topic, n := range t {
+		pipe.ZAdd(ctx, s.tallyKey(roundID), redis.Z{Score: float64(n), Member: topic})
+	}
+	for member, topics := range byMember {
+		pipe.SAdd(ctx, s.votesKey(roundID, member), topics...)
+	}
+	pipe.Set(ctx, s.builtKey(roundID), strconv.FormatInt(s.now().Unix(), 10), 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("write tally: %w", err)
+	}
+	return t, nil
+}
+
+// deleteMemberSets drops every member's vote set of a round.
+func (s *Service) deleteMemberSets(ctx context.Context, roundID string) error {
+	iter := s.redis.Client.Scan(ctx, 0, s.votesKey(roundID, "*"), 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := s.redis.Client.Del(ctx, iter.Val()).Err(); err != nil {
+			return fmt.Errorf("clear vote sets: %w", err)
+		}
+	}
+	return iter.Err()
+}

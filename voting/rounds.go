@@ -1,0 +1,186 @@
+package voting
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/ids"
+)
+
+// Topic is something the newsroom could cover.
+type Topic struct {
+	ID      string
+	Title   string
+	Summary string
+	Status  string
+}
+
+// Round puts topics to the vote.
+type Round struct {
+	ID             string
+	Title          string
+	Description    string
+	OpensAt        time.Time
+	ClosesAt       time.Time
+	VotesPerPatron int
+	Weighting      string // equal or tier
+	Results        string // live or sealed
+	ClosedAt       *time.Time
+	TopicIDs       []string
+}
+
+// Open reports whether the round takes votes at t.
+func (r Round) Open(t time.Time) bool {
+	return r.ClosedAt == nil && !t.Before(r.OpensAt) && t.Before(r.ClosesAt)
+}
+
+func (r Round) has(topicID string) bool {
+	for _, id := range r.TopicIDs {
+		if id == topicID {
+			return true
+		}
+	}
+	return false
+}
+
+// CreateTopic adds a topic staff propose.
+func (s *Service) CreateTopic(ctx context.Context, title, summary string) (Topic, error) {
+	title, summary = strings.TrimSpace(title), strings.TrimSpace(summary)
+	fields := map[string]string{}
+	if title == "" || utf8.RuneCountInString(title) > 200 {
+		fields["title"] = "is required, at most 200 characters"
+	}
+	if utf8.RuneCountInString(summary) > 2000 {
+		fields["summary"] = "must be at most 2000 characters"
+	}
+	if len(fields) > 0 {
+		return Topic{}, errs.InvalidFields(fields)
+	}
+	t := Topic{ID: ids.New("top"), Title: title, Summary: summary, Status: "proposed"}
+	now := s.now()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO topics (id, title, summary, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
+		t.ID, t.Title, t.Summary, t.Status, now)
+	if err != nil {
+		return Topic{}, fmt.Errorf("create topic: %w", err)
+	}
+	return t, nil
+}
+
+// RoundInput is a new round.
+type RoundInput struct {
+	Title          string
+	Description    string
+	OpensAt        time.Time
+	ClosesAt       time.Time
+	VotesPerPatron int // 0: 3
+	Weighting      string
+	Results        string
+	TopicIDs       []string
+}
+
+// CreateRound puts 2–50 proposed topics to the vote.
+func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error) {
+	r := Round{ID: ids.New("rnd"), Title: strings.TrimSpace(in.Title), Description: strings.TrimSpace(in.Description),
+		OpensAt: in.OpensAt.UTC().Truncate(time.Microsecond), ClosesAt: in.ClosesAt.UTC().Truncate(time.Microsecond),
+		VotesPerPatron: in.VotesPerPatron, Weighting: in.Weighting, Results: in.Results}
+	if r.VotesPerPatron == 0 {
+		r.VotesPerPatron = 3
+	}
+	if r.Weighting == "" {
+		r.Weighting = "equal"
+	}
+	if r.Results == "" {
+		r.Results = "live"
+	}
+	fields := map[string]string{}
+	if r.Title == "" || utf8.RuneCountInString(r.Title) > 200 {
+		fields["title"] = "is required, at most 200 characters"
+	}
+	if !r.ClosesAt.After(r.OpensAt) {
+		fields["closes_at"] = "must be after opens_at"
+	}
+	if r.VotesPerPatron < 1 || r.VotesPerPatron > 50 {
+		fields["votes_per_patron"] = "must be from 1 to 50"
+	}
+	if r.Weighting != "equal" && r.Weighting != "tier" {
+		fields["weighting"] = "must be equal or tier"
+	}
+	if r.Results != "live" && r.Results != "sealed" {
+		fields["results"] = "must be live or sealed"
+	}
+	seen := map[string]bool{}
+	for _, id := range in.TopicIDs {
+		if !seen[id] {
+			seen[id] = true
+			r.TopicIDs = append(r.TopicIDs, id)
+		}
+	}
+	if len(r.TopicIDs) < 2 || len(r.TopicIDs) > 50 {
+		fields["topic_ids"] = "must name 2 to 50 different topics"
+	}
+	if len(fields) > 0 {
+		return Round{}, errs.InvalidFields(fields)
+	}
+	now := s.now()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO rounds (id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now)
+		if err != nil {
+			return fmt.Errorf("create round: %w", err)
+		}
+		for i, id := range r.TopicIDs {
+			res, err := tx.ExecContext(ctx, `UPDATE topics SET status = 'in_round', updated_at = $2 WHERE id = $1 AND status = 'proposed'`, id, now)
+			if err != nil {
+				return fmt.Errorf("put topic in round: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errs.InvalidFields(map[string]string{"topic_ids": "topic " + id + " does not exist or is not proposed"})
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO round_topics (round_id, topic_id, position) VALUES ($1, $2, $3)`, r.ID, id, i); err != nil {
+				return fmt.Errorf("put topic in round: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Round{}, err
+	}
+	return r, nil
+}
+
+// FindRound loads a round and its topics.
+func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
+	var r Round
+	var closed sql.NullTime
+	err := s.db.QueryRowContext(ctx, `SELECT id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, closed_at FROM rounds WHERE id = $1`, id).
+		Scan(&r.ID, &r.Title, &r.Description, &r.OpensAt, &r.ClosesAt, &r.VotesPerPatron, &r.Weighting, &r.Results, &closed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Round{}, errRoundNotFound
+	}
+	if err != nil {
+		return Round{}, fmt.Errorf("find round: %w", err)
+	}
+	if closed.Valid {
+		t := closed.Time.UTC()
+		r.ClosedAt = &t
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT topic_id FROM round_topics WHERE round_id = $1 ORDER BY position`, id)
+	if err != nil {
+		return Round{}, fmt.Errorf("find round topics: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return Round{}, err
+		}
+		r.TopicIDs = append(r.TopicIDs, t)
+	}
+	return r, rows.Err()
+}

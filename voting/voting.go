@@ -1,0 +1,86 @@
+// Package voting owns what patrons vote on: topics, rounds, ballots and
+// their tallies. Every ballot is a database row, the truth; the live tally
+// of a round and each patron's votes in it live in Redis, changed together
+// by one Lua script and rebuilt from the ballots whenever Redis has lost
+// them. It never decides who has paid: an Eligibility, which cmd wires to
+// billing, says who may vote and what their ballot weighs.
+package voting
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
+)
+
+// Voter is what voting needs to know about a member.
+type Voter struct {
+	Active bool // has access now
+	Weight int  // their tier's vote_weight (≥ 1), used by tier-weighted rounds
+}
+
+// Eligibility says whether a member may vote now and what their ballot
+// weighs. Billing satisfies it.
+type Eligibility interface {
+	Voter(ctx context.Context, memberID string) (Voter, error)
+}
+
+// Service is the voting domain.
+type Service struct {
+	db       *sqldb.DB
+	redis    *redisx.Redis
+	eligible Eligibility
+	logger   *slog.Logger
+	now      func() time.Time
+
+	// A rebuild of a round's tally must not interleave with casts in that
+	// round on this replica: casts hold the read side, a rebuild the write.
+	locksMu sync.Mutex
+	locks   map[string]*sync.RWMutex
+}
+
+// Deps is what the Service needs.
+type Deps struct {
+	DB          *sqldb.DB
+	Redis       *redisx.Redis
+	Eligibility Eligibility
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// NewService builds the voting service.
+func NewService(d Deps) *Service {
+	now := d.Now
+	if now == nil {
+		now = sqldb.Now
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}}
+}
+
+func (s *Service) roundLock(roundID string) *sync.RWMutex {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	l, ok := s.locks[roundID]
+	if !ok {
+		l = &sync.RWMutex{}
+		s.locks[roundID] = l
+	}
+	return l
+}
+
+var (
+	errRoundNotFound  = errs.WithCode(errs.NotFound, "round_not_found", "No round has this id.")
+	errTopicNotFound  = errs.WithCode(errs.NotFound, "topic_not_found", "This topic is not in this round.")
+	errRoundClosed    = errs.WithCode(errs.Conflict, "round_closed", "This round is not open for votes.")
+	errPatronRequired = errs.WithCode(errs.Forbidden, "patron_required", "Only patrons vote: become one to have a say.")
+	errBudget         = errs.WithCode(errs.Conflict, "vote_budget_exhausted", "You have used every vote you have in this round; withdraw one to vote for another topic.")
+	errVoteNotFound   = errs.WithCode(errs.NotFound, "vote_not_found", "You have not voted for this topic in this round.")
+)

@@ -1,0 +1,236 @@
+package voting_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/redisx"
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/voting"
+)
+
+// voters is an Eligibility with fixed answers.
+type voters map[string]voting.Voter
+
+func (v voters) Voter(_ context.Context, memberID string) (voting.Voter, error) {
+	return v[memberID], nil
+}
+
+type fixture struct {
+	svc    *voting.Service
+	db     *sqldb.DB
+	redis  *redisx.Redis
+	voters voters
+	round  voting.Round
+}
+
+// each runs fn on every database with the real Redis when there is one.
+func each(t *testing.T, weighting string, fn func(t *testing.T, f fixture)) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		rdb := testenv.EmbeddedRedis(t)
+		if testenv.RedisURL(t) != "" {
+			rdb = testenv.RealRedis(t)
+		}
+		v := voters{}
+		svc := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: v, Logger: testenv.Logger()})
+		ctx := context.Background()
+		var topics []string
+		for i := range 10 {
+			tp, err := svc.CreateTopic(ctx, fmt.Sprintf("Topic %d", i), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			topics = append(topics, tp.ID)
+		}
+		r, err := svc.CreateRound(ctx, voting.RoundInput{Title: "What next?", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour),
+			VotesPerPatron: 3, Weighting: weighting, TopicIDs: topics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, fixture{svc: svc, db: db, redis: rdb, voters: v, round: r})
+	})
+}
+
+func (f fixture) ballotsTally(t *testing.T) map[string]int64 {
+	t.Helper()
+	rows, err := f.db.Query(`SELECT topic_id, SUM(weight) FROM ballots WHERE round_id = $1 GROUP BY topic_id`, f.round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var topic string
+		var n int64
+		if err := rows.Scan(&topic, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[topic] = n
+	}
+	return out
+}
+
+func (f fixture) wantTallyMatchesBallots(t *testing.T) voting.Tally {
+	t.Helper()
+	got, err := f.svc.TallyOf(context.Background(), f.round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.ballotsTally(t)
+	if fmt.Sprint(map[string]int64(got)) != fmt.Sprint(want) {
+		t.Fatalf("tally %v, ballots say %v", got, want)
+	}
+	return got
+}
+
+// 50 parallel casts by one patron at 10 topics with a budget of 3 leave
+// exactly 3 ballots and a tally of exactly 3.
+func TestTheBudgetHoldsUnderConcurrency(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		var wg sync.WaitGroup
+		codes := make(chan string, 50)
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.svc.CastVote(context.Background(), f.round.ID, "mem_a", f.round.TopicIDs[i%10])
+				if err != nil {
+					codes <- errs.From(err).Code
+					return
+				}
+				codes <- "ok"
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		counts := map[string]int{}
+		for c := range codes {
+			counts[c]++
+		}
+		var ballots int
+		if err := f.db.QueryRow(`SELECT COUNT(*) FROM ballots WHERE round_id = $1`, f.round.ID).Scan(&ballots); err != nil {
+			t.Fatal(err)
+		}
+		if ballots != 3 {
+			t.Fatalf("%d ballots stored (answers %v), want exactly 3", ballots, counts)
+		}
+		var total int64
+		for _, n := range f.wantTallyMatchesBallots(t) {
+			total += n
+		}
+		if total != 3 {
+			t.Errorf("tally total %d, want 3", total)
+		}
+		for code := range counts {
+			if code != "ok" && code != "vote_budget_exhausted" {
+				t.Errorf("a cast failed with %q", code)
+			}
+		}
+	})
+}
+
+func TestCastRepeatWithdrawAndRefusals(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		topic := f.round.TopicIDs[0]
+		res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", topic)
+		if err != nil || res.Repeated || res.VotesLeft != 2 {
+			t.Fatalf("first cast = %+v, %v; want new with 2 left", res, err)
+		}
+		res, err = f.svc.CastVote(ctx, f.round.ID, "mem_a", topic)
+		if err != nil || !res.Repeated || res.VotesLeft != 2 {
+			t.Fatalf("repeat cast = %+v, %v; want repeated, still 2 left", res, err)
+		}
+		if got := f.wantTallyMatchesBallots(t); got[topic] != 1 {
+			t.Fatalf("tally after a repeat = %v, want 1", got)
+		}
+		if err := f.svc.WithdrawVote(ctx, f.round.ID, "mem_a", topic); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.wantTallyMatchesBallots(t); got[topic] != 0 {
+			t.Fatalf("tally after withdrawal = %v, want 0", got)
+		}
+		if err := f.svc.WithdrawVote(ctx, f.round.ID, "mem_a", topic); errs.From(err).Code != "vote_not_found" {
+			t.Errorf("second withdrawal = %v, want vote_not_found", err)
+		}
+		if res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", topic); err != nil || res.VotesLeft != 2 {
+			t.Errorf("cast after withdrawing = %+v, %v; want 2 left (the vote came back)", res, err)
+		}
+
+		cases := []struct {
+			member, round, topic, code string
+		}{
+			{"mem_nobody", f.round.ID, topic, "patron_required"},
+			{"mem_a", f.round.ID, "top_elsewhere", "topic_not_found"},
+			{"mem_a", "rnd_missing", topic, "round_not_found"},
+		}
+		for _, c := range cases {
+			if _, err := f.svc.CastVote(ctx, c.round, c.member, c.topic); errs.From(err).Code != c.code {
+				t.Errorf("cast %s/%s/%s = %v, want %s", c.member, c.round, c.topic, err, c.code)
+			}
+		}
+		closed, err := f.svc.CreateRound(ctx, voting.RoundInput{Title: "Past", OpensAt: time.Now().Add(-2 * time.Hour), ClosesAt: time.Now().Add(-time.Hour),
+			TopicIDs: []string{mustTopic(t, f.svc), mustTopic(t, f.svc)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CastVote(ctx, closed.ID, "mem_a", closed.TopicIDs[0]); errs.From(err).Code != "round_closed" {
+			t.Errorf("cast in a closed round = %v, want round_closed", err)
+		}
+	})
+}
+
+func mustTopic(t *testing.T, svc *voting.Service) string {
+	t.Helper()
+	tp, err := svc.CreateTopic(context.Background(), "Another topic", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp.ID
+}
+
+// When Redis loses a round's keys, the next cast or read rebuilds the tally
+// from the ballots, and nothing is counted twice or lost.
+func TestTalliesAreRebuiltWhenRedisLosesThem(t *testing.T) {
+	each(t, "tier", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 3}
+		f.voters["mem_b"] = voting.Voter{Active: true, Weight: 1}
+		for _, m := range []string{"mem_a", "mem_b"} {
+			if _, err := f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := f.wantTallyMatchesBallots(t); got[f.round.TopicIDs[0]] != 4 {
+			t.Fatalf("tier-weighted tally = %v, want 4 (3 + 1)", got)
+		}
+		if err := f.redis.DeleteByPrefix(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.wantTallyMatchesBallots(t); got[f.round.TopicIDs[0]] != 4 {
+			t.Fatalf("tally after Redis lost it = %v, want 4 again", got)
+		}
+		if err := f.redis.DeleteByPrefix(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A cast into a lost round is stored, and the tally rebuilt with it;
+		// a repeat of an earlier vote still does not count twice.
+		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_b", f.round.TopicIDs[1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); err != nil {
+			t.Fatal(err)
+		}
+		got := f.wantTallyMatchesBallots(t)
+		if got[f.round.TopicIDs[0]] != 4 || got[f.round.TopicIDs[1]] != 1 {
+			t.Errorf("tally = %v, want 4 and 1", got)
+		}
+	})
+}
