@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/patronage/patronage/internal/errs"
 )
 
 // Redis keys of a round share a hash tag, so a round lives on one Redis
@@ -242,4 +244,41 @@ func (s *Service) deleteMemberSets(ctx context.Context, roundID string) error {
 		}
 	}
 	return iter.Err()
+}
+
+// WithdrawMemberVotes takes back every vote a member has in open rounds:
+// for a member who lost access. Each withdrawal changes the tally at once.
+// It reports how many votes it withdrew.
+func (s *Service) WithdrawMemberVotes(ctx context.Context, memberID string) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT b.round_id, b.topic_id FROM ballots b JOIN rounds r ON r.id = b.round_id
+		WHERE b.member_id = $1 AND r.closed_at IS NULL AND r.closes_at > $2`, memberID, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("find votes: %w", err)
+	}
+	type vote struct{ round, topic string }
+	var votes []vote
+	for rows.Next() {
+		var v vote
+		if err := rows.Scan(&v.round, &v.topic); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("find votes: %w", err)
+		}
+		votes = append(votes, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("find votes: %w", err)
+	}
+	n := 0
+	for _, v := range votes {
+		err := s.WithdrawVote(ctx, v.round, memberID, v.topic)
+		if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict) {
+			continue // withdrawn meanwhile, or the round just closed
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

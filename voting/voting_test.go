@@ -234,3 +234,36 @@ func TestTalliesAreRebuiltWhenRedisLosesThem(t *testing.T) {
 		}
 	})
 }
+
+// A member who loses access loses their votes in open rounds at once; with
+// access again they can vote again.
+func TestLosingAccessWithdrawsVotes(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		f.voters["mem_b"] = voting.Voter{Active: true, Weight: 1}
+		for _, m := range []string{"mem_a", "mem_b"} {
+			for _, topic := range f.round.TopicIDs[:2] {
+				if _, err := f.svc.CastVote(ctx, f.round.ID, m, topic); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.voters["mem_a"] = voting.Voter{}
+		n, err := f.svc.WithdrawMemberVotes(ctx, "mem_a")
+		if err != nil || n != 2 {
+			t.Fatalf("withdrew %d, %v; want 2", n, err)
+		}
+		got := f.wantTallyMatchesBallots(t)
+		if got[f.round.TopicIDs[0]] != 1 || got[f.round.TopicIDs[1]] != 1 {
+			t.Errorf("tally = %v, want only mem_b's votes", got)
+		}
+		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); errs.From(err).Code != "patron_required" {
+			t.Errorf("cast without access = %v, want patron_required", err)
+		}
+		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		if res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); err != nil || res.VotesLeft != 2 {
+			t.Errorf("cast with access again = %+v, %v; want a full budget less one", res, err)
+		}
+	})
+}

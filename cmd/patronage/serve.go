@@ -26,6 +26,7 @@ import (
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/web"
 	"github.com/patronage/patronage/webhooks"
 )
@@ -88,6 +89,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if _, err := os.Stat(cssPath); err != nil || cfg.CustomCSSURL != "" {
 		cssPath = ""
 	}
+
+	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger})
+	withdrawOnLostAccess(billingService, votingService, logger)
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
 	intake, queue, err := startQueue(ctx, cfg, db, billingService, logger)

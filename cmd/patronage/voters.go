@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/voting"
+)
+
+// voters tells voting who may vote and what their ballot weighs, from
+// billing's access and tiers: voting and billing never import each other.
+type voters struct{ billing *billing.Service }
+
+var _ voting.Eligibility = voters{}
+
+func (v voters) Voter(ctx context.Context, memberID string) (voting.Voter, error) {
+	a, err := v.billing.AccessOf(ctx, memberID)
+	if err != nil || !a.Active {
+		return voting.Voter{}, err
+	}
+	weight := 1
+	if a.Tier != "" {
+		if t, err := v.billing.FindTier(ctx, a.Tier); err == nil && t.VoteWeight > 1 {
+			weight = t.VoteWeight
+		}
+	}
+	return voting.Voter{Active: true, Weight: weight}, nil
+}
+
+// withdrawOnLostAccess takes back the votes in open rounds of every member
+// billing says has lost access.
+func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Logger) {
+	b.OnAccessChange(func(c billing.AccessChange) {
+		if !c.Before.Active || c.After.Active {
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			n, err := v.WithdrawMemberVotes(ctx, c.MemberID)
+			if err != nil {
+				logger.Error("withdraw votes of a member who lost access", "member_id", c.MemberID, "err", err)
+				return
+			}
+			if n > 0 {
+				logger.Info("withdrew votes of a member who lost access", "member_id", c.MemberID, "votes", n)
+			}
+		}()
+	})
+}
