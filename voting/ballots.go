@@ -79,6 +79,11 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 	defer lock.RUnlock()
 	var res CastResult
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// The round must still be open when the ballot commits: closing
+		// takes this row for update, so a cast and a close take turns.
+		if err := s.lockOpenRound(ctx, tx, roundID); err != nil {
+			return err
+		}
 		ins, err := tx.ExecContext(ctx, `INSERT INTO ballots (round_id, member_id, topic_id, weight, cast_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (round_id, member_id, topic_id) DO NOTHING`, roundID, memberID, topicID, weight, s.now())
 		if err != nil {
@@ -125,6 +130,9 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 	defer lock.RUnlock()
 	var weight int
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockOpenRound(ctx, tx, roundID); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx, `DELETE FROM ballots WHERE round_id = $1 AND member_id = $2 AND topic_id = $3 RETURNING weight`,
 			roundID, memberID, topicID).Scan(&weight)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -281,4 +289,21 @@ func (s *Service) WithdrawMemberVotes(ctx context.Context, memberID string) (int
 		n++
 	}
 	return n, nil
+}
+
+// lockOpenRound holds the round open for the rest of the transaction, or
+// says it is closed.
+func (s *Service) lockOpenRound(ctx context.Context, tx *sql.Tx, roundID string) error {
+	var open bool
+	err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND closes_at > $2 FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), roundID, s.now()).Scan(&open)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errRoundNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("check round: %w", err)
+	}
+	if !open {
+		return errRoundClosed
+	}
+	return nil
 }

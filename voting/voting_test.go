@@ -267,3 +267,80 @@ func TestLosingAccessWithdrawsVotes(t *testing.T) {
 		}
 	})
 }
+
+// Closing writes final totals that later events cannot change, marks the
+// leader won, refuses casts after it, and closing again changes nothing.
+func TestClosingARoundFixesItsResults(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		for i, m := range []string{"mem_a", "mem_b", "mem_c"} {
+			f.voters[m] = voting.Voter{Active: true, Weight: 1}
+			if _, err := f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[0]); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				if _, err := f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		res, err := f.svc.CloseRound(ctx, f.round.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Closed || res.Voters != 3 || len(res.Topics) != 10 || res.Topics[0].TopicID != f.round.TopicIDs[0] || res.Topics[0].Total != 3 ||
+			!res.Topics[0].Won || res.Topics[1].Total != 1 || res.Topics[1].Won {
+			t.Fatalf("results = %+v, want topic 0 won with 3, topic 1 with 1, 3 voters", res)
+		}
+		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_b", f.round.TopicIDs[2]); errs.From(err).Code != "round_closed" {
+			t.Errorf("cast after close = %v, want round_closed", err)
+		}
+		if err := f.svc.WithdrawVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[1]); errs.From(err).Code != "round_closed" {
+			t.Errorf("withdrawal after close = %v, want round_closed", err)
+		}
+		again, err := f.svc.CloseRound(ctx, f.round.ID)
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(res) {
+			t.Errorf("closing again = %+v, %v; want the same results", again, err)
+		}
+	})
+}
+
+// A round closing while votes arrive ends with final totals equal to the
+// ballots: no ballot is stored after the close.
+func TestARoundClosingWhileVotesArrive(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		for i := range 40 {
+			f.voters[fmt.Sprintf("mem_%02d", i)] = voting.Voter{Active: true, Weight: 1}
+		}
+		var wg sync.WaitGroup
+		for i := range 40 {
+			m := fmt.Sprintf("mem_%02d", i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[i%10])
+			}()
+			if i == 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := f.svc.CloseRound(ctx, f.round.ID); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		res, err := f.svc.ResultsOf(ctx, f.round.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := f.ballotsTally(t)
+		for _, r := range res.Topics {
+			if r.Total != want[r.TopicID] {
+				t.Errorf("topic %s: final %d, ballots %d", r.TopicID, r.Total, want[r.TopicID])
+			}
+		}
+	})
+}

@@ -94,7 +94,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	withdrawOnLostAccess(billingService, votingService, logger)
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
-	intake, queue, err := startQueue(ctx, cfg, db, billingService, logger)
+	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, logger)
 	if err != nil {
 		return err
 	}
@@ -134,12 +134,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return serveHTTP(ctx, cfg, logger, srv.Handler())
 }
 
-// startQueue starts the job queue's workers: Stripe event processing and
-// billing's scheduled jobs.
-func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
+// startQueue starts the job queue's workers: Stripe event processing,
+// billing's scheduled jobs and voting's round closing.
+func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, v *voting.Service, logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, webhooks.NewWorker(db, webhooks.BillingHandlers(b), logger, nil))
-	periodic := b.AddJobs(workers, cfg.StripeSyncInterval, cfg.JobRescueAfter)
+	periodic := append(b.AddJobs(workers, cfg.StripeSyncInterval, cfg.JobRescueAfter), v.AddJobs(workers)...)
 	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter, Periodic: periodic})
 	if err != nil {
 		return nil, nil, err

@@ -93,3 +93,12 @@ func (d Dialect) ForUpdate() string {
 	}
 	return ""
 }
+
+// ForShare is the clause that keeps the rows a SELECT reads from being
+// changed until the transaction ends, while letting others read them.
+func (d Dialect) ForShare() string {
+	if d == Postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
