@@ -184,3 +184,89 @@ func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
 	}
 	return r, rows.Err()
 }
+
+// RoundTopic is a topic as it appears in a round.
+type RoundTopic struct {
+	ID      string
+	Title   string
+	Summary string
+	Status  string
+}
+
+// TopicsOf lists a round's topics in their order.
+func (s *Service) TopicsOf(ctx context.Context, roundID string) ([]RoundTopic, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT t.id, t.title, t.summary, t.status FROM round_topics rt JOIN topics t ON t.id = rt.topic_id
+		WHERE rt.round_id = $1 ORDER BY rt.position`, roundID)
+	if err != nil {
+		return nil, fmt.Errorf("read round topics: %w", err)
+	}
+	defer rows.Close()
+	out := []RoundTopic{}
+	for rows.Next() {
+		var t RoundTopic
+		if err := rows.Scan(&t.ID, &t.Title, &t.Summary, &t.Status); err != nil {
+			return nil, fmt.Errorf("read round topics: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// MyVotes lists the topics a member has voted for in a round.
+func (s *Service) MyVotes(ctx context.Context, roundID, memberID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT topic_id FROM ballots WHERE round_id = $1 AND member_id = $2 ORDER BY topic_id`, roundID, memberID)
+	if err != nil {
+		return nil, fmt.Errorf("read my votes: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("read my votes: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RecentlyClosed is how long a closed round stays in the round list.
+const RecentlyClosed = 30 * 24 * time.Hour
+
+// ListRounds lists open rounds and those closed recently, newest first.
+func (s *Service) ListRounds(ctx context.Context) ([]Round, error) {
+	now := s.now()
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM rounds WHERE opens_at <= $1 AND (closed_at IS NULL OR closed_at > $2)
+		ORDER BY opens_at DESC, id LIMIT 100`, now, now.Add(-RecentlyClosed))
+	if err != nil {
+		return nil, fmt.Errorf("list rounds: %w", err)
+	}
+	var idList []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		idList = append(idList, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := []Round{}
+	for _, id := range idList {
+		r, err := s.FindRound(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// TalliesVisible reports whether a round's counts may be shown at t: live
+// rounds always, sealed ones once closed.
+func (r Round) TalliesVisible(t time.Time) bool {
+	return r.Results == "live" || r.ClosedAt != nil || !t.Before(r.ClosesAt)
+}

@@ -51,6 +51,11 @@ func (s *Server) routes() {
 	api.POST("/checkout/subscription", s.checkoutSubscription)
 	api.POST("/checkout/donation", s.checkoutDonation)
 	api.POST("/billing/portal", s.billingPortal)
+	api.GET("/rounds", s.listRounds)
+	api.GET("/rounds/:id", s.getRound)
+	api.GET("/rounds/:id/results", s.roundResults)
+	api.POST("/rounds/:id/votes", s.castVote)
+	api.DELETE("/rounds/:id/votes/:topic_id", s.withdrawVote)
 
 	// Staff API: an API token or a staff session.
 	staff := api.Group("/staff", s.requireStaff)
@@ -63,6 +68,9 @@ func (s *Server) routes() {
 	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)
 	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
 	staff.GET("/stripe/drift", s.staffStripeDrift)
+	staff.POST("/topics", s.staffCreateTopic)
+	staff.POST("/rounds", s.staffCreateRound)
+	staff.POST("/rounds/:id/close", s.staffCloseRound)
 	staff.GET("/webhooks/events", s.staffWebhookEvents)
 	staff.POST("/webhooks/events/:id/retry", s.requireAdmin, s.staffRetryWebhookEvent)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
 
@@ -29,6 +30,7 @@ type Deps struct {
 	Registry       *prometheus.Registry
 	Members        *members.Service
 	Billing        *billing.Service
+	Voting         *voting.Service  // nil: the voting routes answer 503
 	Intake         *webhooks.Intake // nil: webhooks not configured
 	WebhookSecrets []string
 	Access         AccessSource // nil until billing is wired: nobody has access
@@ -69,6 +71,7 @@ type Server struct {
 
 	members        *members.Service
 	billing        *billing.Service
+	voting         *voting.Service
 	intake         *webhooks.Intake
 	webhookSecrets []string
 	access         AccessSource
@@ -97,6 +100,7 @@ func New(d Deps) (*Server, error) {
 		metricsToken:   d.MetricsToken,
 		members:        d.Members,
 		billing:        d.Billing,
+		voting:         d.Voting,
 		intake:         d.Intake,
 		webhookSecrets: d.WebhookSecrets,
 		access:         d.Access,

@@ -25,6 +25,7 @@ import (
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
 
@@ -78,6 +79,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		Members:               svc,
 		Billing:               billingService,
 		Access:                billingService,
+		Voting:                voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: accessVoters{billingService}, Logger: testenv.Logger()}),
 		Intake:                webhooks.NewIntake(db, queue, nil),
 		WebhookSecrets:        []string{testWebhookSecret},
 		Limiter:               ratelimit.New(rdb),
@@ -97,6 +99,15 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	return testServer{Server: s, redis: rdb, outbox: box, db: db, billing: billingService}
+}
+
+// accessVoters lets members with access vote, with weight 1 (cmd wires the
+// real one, with tier weights).
+type accessVoters struct{ billing *billing.Service }
+
+func (a accessVoters) Voter(ctx context.Context, memberID string) (voting.Voter, error) {
+	acc, err := a.billing.AccessOf(ctx, memberID)
+	return voting.Voter{Active: acc.Active, Weight: 1}, err
 }
 
 // outbox is a mail.Sender that hands each message to the test.

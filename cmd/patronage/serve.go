@@ -113,6 +113,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Registry:              registry,
 		Members:               memberService,
 		Billing:               billingService,
+		Voting:                votingService,
 		Intake:                intake,
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,

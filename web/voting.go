@@ -1,0 +1,283 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/voting"
+)
+
+type roundTopicJSON struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Summary string `json:"summary"`
+}
+
+type tallyJSON struct {
+	TopicID string `json:"topic_id"`
+	Votes   int64  `json:"votes"`
+}
+
+type roundJSON struct {
+	ID             string           `json:"id"`
+	Title          string           `json:"title"`
+	Description    string           `json:"description"`
+	OpensAt        string           `json:"opens_at"`
+	ClosesAt       string           `json:"closes_at"`
+	Open           bool             `json:"open"`
+	VotesPerPatron int              `json:"votes_per_patron"`
+	Weighting      string           `json:"weighting"`
+	Results        string           `json:"results"`
+	Topics         []roundTopicJSON `json:"topics,omitempty"`
+	Tally          []tallyJSON      `json:"tally,omitempty"`
+	MyVotes        []string         `json:"my_votes,omitempty"`
+	VotesLeft      *int             `json:"votes_left,omitempty"`
+}
+
+func toRoundJSON(r voting.Round, now time.Time) roundJSON {
+	return roundJSON{ID: r.ID, Title: r.Title, Description: r.Description, OpensAt: rfc3339(r.OpensAt), ClosesAt: rfc3339(r.ClosesAt),
+		Open: r.Open(now), VotesPerPatron: r.VotesPerPatron, Weighting: r.Weighting, Results: r.Results}
+}
+
+func (s *Server) votingService(c *gin.Context) (*voting.Service, bool) {
+	if s.voting == nil {
+		s.fail(c, errs.WithCode(errs.Unavailable, "unavailable", "Voting is not running on this server."))
+		return nil, false
+	}
+	return s.voting, true
+}
+
+// tallyOf is a round's counts in topic order, each topic listed.
+func tallyOf(topics []voting.RoundTopic, t voting.Tally) []tallyJSON {
+	out := make([]tallyJSON, 0, len(topics))
+	for _, tp := range topics {
+		out = append(out, tallyJSON{TopicID: tp.ID, Votes: t[tp.ID]})
+	}
+	return out
+}
+
+// listRounds lists open and recently closed rounds.
+func (s *Server) listRounds(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	rounds, err := v.ListRounds(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := time.Now()
+	out := make([]roundJSON, 0, len(rounds))
+	for _, r := range rounds {
+		out = append(out, toRoundJSON(r, now))
+	}
+	c.JSON(http.StatusOK, gin.H{"rounds": out})
+}
+
+// getRound shows a round, its topics, its tally when visible, and for a
+// signed-in member their votes and how many are left.
+func (s *Server) getRound(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	r, err := v.FindRound(ctx, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	topics, err := v.TopicsOf(ctx, r.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := time.Now()
+	out := toRoundJSON(r, now)
+	for _, t := range topics {
+		out.Topics = append(out.Topics, roundTopicJSON{ID: t.ID, Title: t.Title, Summary: t.Summary})
+	}
+	if r.TalliesVisible(now) {
+		tally, err := v.TallyOf(ctx, r.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out.Tally = tallyOf(topics, tally)
+	}
+	if m, err := s.signedIn(c); err != nil {
+		s.fail(c, err)
+		return
+	} else if m != nil {
+		mine, err := v.MyVotes(ctx, r.ID, m.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		left := r.VotesPerPatron - len(mine)
+		out.MyVotes, out.VotesLeft = mine, &left
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"round": out})
+}
+
+type castRequest struct {
+	TopicID string `json:"topic_id"`
+}
+
+// castVote records the signed-in patron's vote: 201 when new, 200 when it
+// was already cast.
+func (s *Server) castVote(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req castRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.TopicID == "" {
+		s.fail(c, errs.InvalidFields(map[string]string{"topic_id": "is required"}))
+		return
+	}
+	m, err := s.currentMember(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	res, err := v.CastVote(ctx, c.Param("id"), m.ID, req.TopicID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body := gin.H{"votes_left": res.VotesLeft}
+	if r, err := v.FindRound(ctx, c.Param("id")); err == nil && r.TalliesVisible(time.Now()) {
+		topics, terr := v.TopicsOf(ctx, r.ID)
+		tally, err := v.TallyOf(ctx, r.ID)
+		if terr == nil && err == nil {
+			body["tally"] = tallyOf(topics, tally)
+		}
+	}
+	status := http.StatusCreated
+	if res.Repeated {
+		status = http.StatusOK
+	}
+	c.JSON(status, body)
+}
+
+// withdrawVote takes the signed-in patron's vote back while the round is open.
+func (s *Server) withdrawVote(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	m, err := s.currentMember(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := v.WithdrawVote(c.Request.Context(), c.Param("id"), m.ID, c.Param("topic_id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+type resultJSON struct {
+	TopicID string `json:"topic_id"`
+	Votes   int64  `json:"votes"`
+	Won     bool   `json:"won"`
+}
+
+// roundResults is a closed round's outcome, public and without names.
+func (s *Server) roundResults(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	res, err := v.ResultsOf(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !res.Closed {
+		s.fail(c, errs.WithCode(errs.Conflict, "round_open", "The round is still open; its results come when it closes."))
+		return
+	}
+	out := make([]resultJSON, 0, len(res.Topics))
+	for _, r := range res.Topics {
+		out = append(out, resultJSON{TopicID: r.TopicID, Votes: r.Total, Won: r.Won})
+	}
+	c.JSON(http.StatusOK, gin.H{"round_id": res.RoundID, "voters": res.Voters, "topics": out})
+}
+
+type topicRequest struct {
+	Title   string `json:"title"`
+	Summary string `json:"summary"`
+}
+
+func (s *Server) staffCreateTopic(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req topicRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := v.CreateTopic(c.Request.Context(), req.Title, req.Summary)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"topic": gin.H{"id": t.ID, "title": t.Title, "summary": t.Summary, "status": t.Status}})
+}
+
+type roundRequest struct {
+	Title          string    `json:"title"`
+	Description    string    `json:"description"`
+	OpensAt        time.Time `json:"opens_at"`
+	ClosesAt       time.Time `json:"closes_at"`
+	VotesPerPatron int       `json:"votes_per_patron"`
+	Weighting      string    `json:"weighting"`
+	Results        string    `json:"results"`
+	TopicIDs       []string  `json:"topic_ids"`
+}
+
+func (s *Server) staffCreateRound(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req roundRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	r, err := v.CreateRound(c.Request.Context(), voting.RoundInput{Title: req.Title, Description: req.Description, OpensAt: req.OpensAt,
+		ClosesAt: req.ClosesAt, VotesPerPatron: req.VotesPerPatron, Weighting: req.Weighting, Results: req.Results, TopicIDs: req.TopicIDs})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"round": toRoundJSON(r, time.Now())})
+}
+
+func (s *Server) staffCloseRound(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	if _, err := v.CloseRound(c.Request.Context(), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.roundResults(c)
+}

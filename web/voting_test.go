@@ -1,0 +1,108 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/members"
+)
+
+// Staff open a round; a patron with access votes, repeats, runs out of
+// votes, withdraws; a reader without access cannot vote; the round closes
+// and its public results name no one.
+func TestVotingOverHTTP(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+	var topics []string
+	for i := range 4 {
+		rec := postJSON(h, "/api/v1/staff/topics", fmt.Sprintf(`{"title":"Topic %d","summary":"Why it matters"}`, i), staff...)
+		var out struct{ Topic struct{ ID string } }
+		if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			t.Fatalf("create topic = %d %s", rec.Code, rec.Body)
+		}
+		topics = append(topics, out.Topic.ID)
+	}
+	if rec := postJSON(h, "/api/v1/staff/topics", `{"title":""}`, staff...); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("topic without a title = %d, want 422", rec.Code)
+	}
+	body := fmt.Sprintf(`{"title":"What next?","opens_at":%q,"closes_at":%q,"votes_per_patron":2,"topic_ids":["%s"]}`,
+		time.Now().Add(-time.Hour).Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339), strings.Join(topics, `","`))
+	rec := postJSON(h, "/api/v1/staff/rounds", body, staff...)
+	var created struct{ Round struct{ ID string } }
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &created) != nil {
+		t.Fatalf("create round = %d %s", rec.Code, rec.Body)
+	}
+	round := created.Round.ID
+	votes := "/api/v1/rounds/" + round + "/votes"
+
+	reader := signUpAndSignIn(t, ts, "reader@example.org")
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[0]+`"}`, "Cookie", withCookie(reader), "Sec-Fetch-Site", "same-origin"); rec.Code != http.StatusForbidden || decodeError(t, rec).Code != "patron_required" {
+		t.Errorf("vote without access = %d %s, want 403 patron_required", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[0]+`"}`); rec.Code != http.StatusUnauthorized {
+		t.Errorf("vote signed out = %d, want 401", rec.Code)
+	}
+
+	patron := signUpAndSignIn(t, ts, "patron@example.org")
+	var me struct{ Member struct{ ID string } }
+	json.Unmarshal(do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(patron)).Body.Bytes(), &me)
+	setSubscription(t, ts, me.Member.ID, "active", time.Now().Add(720*time.Hour))
+	as := []string{"Cookie", withCookie(patron), "Sec-Fetch-Site", "same-origin"}
+
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[0]+`"}`, "Cookie", withCookie(patron), "Sec-Fetch-Site", "cross-site"); rec.Code != http.StatusForbidden {
+		t.Errorf("a cross-site vote riding on the cookie = %d, want 403", rec.Code)
+	}
+	rec = postJSON(h, votes, `{"topic_id":"`+topics[0]+`"}`, as...)
+	if rec.Code != http.StatusCreated || !strings.Contains(rec.Body.String(), `"votes_left":1`) || !strings.Contains(rec.Body.String(), `{"topic_id":"`+topics[0]+`","votes":1}`) {
+		t.Fatalf("vote = %d %s, want 201 with 1 left and the live tally", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[0]+`"}`, as...); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"votes":1}`) {
+		t.Errorf("same vote again = %d %s, want 200 and no double count", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[1]+`"}`, as...); rec.Code != http.StatusCreated {
+		t.Errorf("second vote = %d %s", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[2]+`"}`, as...); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "vote_budget_exhausted" {
+		t.Errorf("third vote with a budget of 2 = %d %s", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"top_nowhere"}`, as...); rec.Code != http.StatusNotFound || decodeError(t, rec).Code != "topic_not_found" {
+		t.Errorf("vote for a topic not in the round = %d %s", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{}`, as...); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("vote without a topic = %d, want 422", rec.Code)
+	}
+	if rec := do(h, "DELETE", votes+"/"+topics[1], "", nil, as...); rec.Code != http.StatusNoContent {
+		t.Errorf("withdraw = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "DELETE", votes+"/"+topics[1], "", nil, as...); rec.Code != http.StatusNotFound {
+		t.Errorf("withdraw again = %d, want 404", rec.Code)
+	}
+	rec = do(h, "GET", "/api/v1/rounds/"+round, "", nil, as...)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"my_votes":["`+topics[0]+`"]`) || !strings.Contains(rec.Body.String(), `"votes_left":1`) {
+		t.Errorf("round for the patron = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/api/v1/rounds/"+round+"/results", "", nil); rec.Code != http.StatusConflict {
+		t.Errorf("results of an open round = %d, want 409", rec.Code)
+	}
+	if rec := do(h, "GET", "/api/v1/rounds", "", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), round) {
+		t.Errorf("round list = %d %s", rec.Code, rec.Body)
+	}
+
+	if rec := postJSON(h, "/api/v1/staff/rounds/"+round+"/close", "", staff...); rec.Code != http.StatusOK {
+		t.Fatalf("close = %d %s", rec.Code, rec.Body)
+	}
+	rec = do(h, "GET", "/api/v1/rounds/"+round+"/results", "", nil)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"voters":1`) || !strings.Contains(rec.Body.String(), `{"topic_id":"`+topics[0]+`","votes":1,"won":true}`) ||
+		strings.Contains(rec.Body.String(), me.Member.ID) {
+		t.Errorf("results = %d %s, want topic 0 won with 1 vote, 1 voter, no member ids", rec.Code, rec.Body)
+	}
+	if rec := postJSON(h, votes, `{"topic_id":"`+topics[3]+`"}`, as...); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "round_closed" {
+		t.Errorf("vote after close = %d %s", rec.Code, rec.Body)
+	}
+}
