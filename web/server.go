@@ -46,12 +46,14 @@ type Deps struct {
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
 	CheckoutPerIPPerHour  int
+	VotesPerMemberPerSec  int
 }
 
 type limits struct {
 	signInPerEmail ratelimit.Rule
 	signInPerIP    ratelimit.Rule
 	checkoutPerIP  ratelimit.Rule
+	votesPerMember ratelimit.Rule
 }
 
 // Server holds the routes and what handlers need.
@@ -109,6 +111,7 @@ func New(d Deps) (*Server, error) {
 			signInPerEmail: ratelimit.PerHour("signin-email", d.SignInPerEmailPerHour),
 			signInPerIP:    ratelimit.PerHour("signin-ip", d.SignInPerIPPerHour),
 			checkoutPerIP:  ratelimit.PerHour("checkout-ip", d.CheckoutPerIPPerHour),
+			votesPerMember: ratelimit.PerSecond("votes-member", max(d.VotesPerMemberPerSec, 1)),
 		},
 		origin:        d.BaseURL.Scheme + "://" + d.BaseURL.Host,
 		secureCookies: d.BaseURL.Scheme == "https",

@@ -150,6 +150,10 @@ func (s *Server) castVote(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.allow(c, s.limits.votesPerMember, m.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	res, err := v.CastVote(ctx, c.Param("id"), m.ID, req.TopicID)
 	if err != nil {
@@ -179,6 +183,10 @@ func (s *Server) withdrawVote(c *gin.Context) {
 	}
 	m, err := s.currentMember(c)
 	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.allow(c, s.limits.votesPerMember, m.ID); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -106,3 +106,19 @@ func TestVotingOverHTTP(t *testing.T) {
 		t.Errorf("vote after close = %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A member casting faster than the limit gets 429 with Retry-After.
+func TestCastingIsRateLimitedPerMember(t *testing.T) {
+	ts := newFullTestServer(t, func(d *Deps) { d.VotesPerMemberPerSec = 2 })
+	h := ts.Handler()
+	patron := signUpAndSignIn(t, ts, "quick@example.org")
+	as := []string{"Cookie", withCookie(patron), "Sec-Fetch-Site", "same-origin"}
+	codes := []int{}
+	for range 3 {
+		codes = append(codes, postJSON(h, "/api/v1/rounds/rnd_any/votes", `{"topic_id":"top_any"}`, as...).Code)
+	}
+	rec := postJSON(h, "/api/v1/rounds/rnd_any/votes", `{"topic_id":"top_any"}`, as...)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("casts = %v then %d (Retry-After %q), want 429 once over 2 a second", codes, rec.Code, rec.Header().Get("Retry-After"))
+	}
+}

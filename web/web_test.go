@@ -89,6 +89,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		SignInPerEmailPerHour: 5,
 		SignInPerIPPerHour:    100,
 		CheckoutPerIPPerHour:  100,
+		VotesPerMemberPerSec:  100,
 	}
 	for _, m := range mutate {
 		m(&d)

@@ -128,6 +128,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SignInPerEmailPerHour: cfg.SignInPerEmailPerHour,
 		SignInPerIPPerHour:    cfg.SignInPerIPPerHour,
 		CheckoutPerIPPerHour:  cfg.CheckoutPerIPPerHour,
+		VotesPerMemberPerSec:  cfg.VotesPerMemberPerSecond,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP server: %w", err)

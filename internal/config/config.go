@@ -49,9 +49,10 @@ type Config struct {
 	SMTPURL      string // SMTP_URL: smtp:// (STARTTLS when offered) or smtps://; empty logs mail instead
 	MailFrom     string // MAIL_FROM
 
-	SignInPerEmailPerHour int // RATE_LIMIT_SIGNIN_PER_EMAIL
-	SignInPerIPPerHour    int // RATE_LIMIT_SIGNIN_PER_IP
-	CheckoutPerIPPerHour  int // RATE_LIMIT_CHECKOUT_PER_IP
+	SignInPerEmailPerHour   int // RATE_LIMIT_SIGNIN_PER_EMAIL
+	SignInPerIPPerHour      int // RATE_LIMIT_SIGNIN_PER_IP
+	VotesPerMemberPerSecond int // RATE_LIMIT_VOTES_PER_SECOND: casts and withdrawals a member may make a second
+	CheckoutPerIPPerHour    int // RATE_LIMIT_CHECKOUT_PER_IP
 
 	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
@@ -170,6 +171,7 @@ func Load(env Lookup) (Config, error) {
 		SignInPerEmailPerHour:     p.integer("RATE_LIMIT_SIGNIN_PER_EMAIL", 5, 1, 10000),
 		SignInPerIPPerHour:        p.integer("RATE_LIMIT_SIGNIN_PER_IP", 30, 1, 100000),
 		CheckoutPerIPPerHour:      p.integer("RATE_LIMIT_CHECKOUT_PER_IP", 60, 1, 100000),
+		VotesPerMemberPerSecond:   p.integer("RATE_LIMIT_VOTES_PER_SECOND", 10, 1, 10000),
 		StripeSecretKey:           p.stripeKey("STRIPE_SECRET_KEY"),
 		StripeAPIBase:             p.httpURL("STRIPE_API_BASE"),
 		StripeAllowPromotionCodes: p.boolean("STRIPE_ALLOW_PROMOTION_CODES", false),

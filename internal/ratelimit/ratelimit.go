@@ -26,6 +26,11 @@ func PerHour(name string, n int) Rule {
 	return Rule{Name: name, Limit: redis_rate.PerHour(n)}
 }
 
+// PerSecond is a rule of n a second, with a burst of n.
+func PerSecond(name string, n int) Rule {
+	return Rule{Name: name, Limit: redis_rate.PerSecond(n)}
+}
+
 // Limiter checks rules.
 type Limiter struct {
 	limiter *redis_rate.Limiter
