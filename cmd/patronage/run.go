@@ -39,8 +39,14 @@ Commands:
                    mirror tiers to Stripe Products and Prices (idempotent)
   stripe import-tiers
                    adopt existing Stripe Products and Prices as tiers
+  stripe sync [--since YYYY-MM-DD]
+                   reconcile with Stripe, printing and repairing every drift
   webhooks replay EVENT_ID
                    queue a stored Stripe event for processing again
+  voting rebuild [ROUND_ID]
+                   rebuild Redis tallies from the ballots (every open round by default)
+  voting verify [ROUND_ID]
+                   compare Redis with the ballots; exit 1 on any difference
   version          print the version
   help             print this help
 
@@ -71,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStripe(ctx, rest, getenv, stdout)
 	case "webhooks":
 		return runWebhooks(ctx, rest, getenv, stdout)
+	case "voting":
+		return runVoting(ctx, rest, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout)
 	case "version":

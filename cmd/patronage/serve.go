@@ -92,6 +92,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger})
 	withdrawOnLostAccess(billingService, votingService, logger)
+	// Redis may have lost tallies while no server ran (a restart of the
+	// embedded one always does): rebuild open rounds' from the ballots.
+	go func() {
+		if n, err := votingService.EnsureTallies(ctx); err != nil {
+			logger.Error("rebuild tallies at start", "err", err)
+		} else if n > 0 {
+			logger.Info("rebuilt tallies from the ballots", "rounds", n)
+		}
+	}()
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
 	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, logger)
