@@ -11,9 +11,10 @@ import (
 
 // Result is a topic's final (or, while open, current) count.
 type Result struct {
-	TopicID string
-	Total   int64
-	Won     bool
+	TopicID    string
+	Total      int64
+	Won        bool
+	ArticleURL string // set once the won topic is covered
 }
 
 // Results is a closed round's outcome: totals per topic and how many
@@ -86,7 +87,7 @@ func (s *Service) ResultsOf(ctx context.Context, roundID string) (Results, error
 	if !closed.Valid {
 		return res, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT rt.topic_id, rt.final_total, t.status FROM round_topics rt JOIN topics t ON t.id = rt.topic_id
+	rows, err := s.db.QueryContext(ctx, `SELECT rt.topic_id, rt.final_total, t.status, t.article_url FROM round_topics rt JOIN topics t ON t.id = rt.topic_id
 		WHERE rt.round_id = $1 ORDER BY rt.final_total DESC, rt.position`, roundID)
 	if err != nil {
 		return Results{}, fmt.Errorf("read results: %w", err)
@@ -95,9 +96,11 @@ func (s *Service) ResultsOf(ctx context.Context, roundID string) (Results, error
 	for rows.Next() {
 		var r Result
 		var status string
-		if err := rows.Scan(&r.TopicID, &r.Total, &status); err != nil {
+		var article sql.NullString
+		if err := rows.Scan(&r.TopicID, &r.Total, &status, &article); err != nil {
 			return Results{}, fmt.Errorf("read results: %w", err)
 		}
+		r.ArticleURL = article.String
 		r.Won = status == "won" || status == "covered"
 		res.Topics = append(res.Topics, r)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -269,4 +270,110 @@ func (s *Service) ListRounds(ctx context.Context) ([]Round, error) {
 // rounds always, sealed ones once closed.
 func (r Round) TalliesVisible(t time.Time) bool {
 	return r.Results == "live" || r.ClosedAt != nil || !t.Before(r.ClosesAt)
+}
+
+// TopicPatch changes a topic; nil fields stay as they are.
+type TopicPatch struct {
+	Title         *string
+	Summary       *string
+	Status        *string // covered (from won) or declined
+	ArticleURL    *string // required with covered
+	DeclineReason *string
+}
+
+// UpdateTopic edits a topic. Marking a won topic covered records its
+// article and, the first time, tells OnCovered who voted for it.
+func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Topic, error) {
+	fields := map[string]string{}
+	if p.Title != nil && (strings.TrimSpace(*p.Title) == "" || utf8.RuneCountInString(*p.Title) > 200) {
+		fields["title"] = "is required, at most 200 characters"
+	}
+	if p.Summary != nil && utf8.RuneCountInString(*p.Summary) > 2000 {
+		fields["summary"] = "must be at most 2000 characters"
+	}
+	if p.Status != nil {
+		switch *p.Status {
+		case "covered":
+			if p.ArticleURL == nil || !isWebURL(*p.ArticleURL) {
+				fields["article_url"] = "is required with covered: the article's http(s) URL"
+			}
+		case "declined":
+		default:
+			fields["status"] = "may be set to covered or declined"
+		}
+	}
+	if len(fields) > 0 {
+		return Topic{}, errs.InvalidFields(fields)
+	}
+	now := s.now()
+	var t Topic
+	var voters []string
+	covered := false
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT id, title, summary, status FROM topics WHERE id = $1`+s.db.Dialect.ForUpdate(), id).
+			Scan(&t.ID, &t.Title, &t.Summary, &t.Status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.WithCode(errs.NotFound, "topic_not_found", "No topic has this id.")
+		}
+		if err != nil {
+			return fmt.Errorf("find topic: %w", err)
+		}
+		if p.Title != nil {
+			t.Title = strings.TrimSpace(*p.Title)
+		}
+		if p.Summary != nil {
+			t.Summary = strings.TrimSpace(*p.Summary)
+		}
+		reason := ""
+		if p.DeclineReason != nil {
+			reason = strings.TrimSpace(*p.DeclineReason)
+		}
+		var article sql.NullString
+		var coveredAt sql.NullTime
+		if p.Status != nil {
+			switch {
+			case *p.Status == "covered" && (t.Status == "won" || t.Status == "covered"):
+				covered = t.Status == "won"
+				article, coveredAt = sql.NullString{String: strings.TrimSpace(*p.ArticleURL), Valid: true}, sql.NullTime{Time: now, Valid: true}
+			case *p.Status == "declined" && (t.Status == "proposed" || t.Status == "suggested"):
+			default:
+				return errs.WithCode(errs.Conflict, "invalid_transition", "A %s topic cannot become %s: only a won topic is covered, and only a proposed or suggested one declined.", t.Status, *p.Status)
+			}
+			t.Status = *p.Status
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE topics SET title = $2, summary = $3, status = $4, article_url = COALESCE($5, article_url),
+			covered_at = COALESCE(covered_at, $6), decline_reason = CASE WHEN $4 = 'declined' THEN $7 ELSE decline_reason END, updated_at = $8 WHERE id = $1`,
+			t.ID, t.Title, t.Summary, t.Status, article, coveredAt, reason, now)
+		if err != nil {
+			return fmt.Errorf("update topic: %w", err)
+		}
+		if !covered {
+			return nil
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT member_id FROM ballots WHERE topic_id = $1 ORDER BY member_id`, t.ID)
+		if err != nil {
+			return fmt.Errorf("find voters: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m string
+			if err := rows.Scan(&m); err != nil {
+				return err
+			}
+			voters = append(voters, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return Topic{}, err
+	}
+	if covered && s.onCovered != nil {
+		s.onCovered(ctx, t, strings.TrimSpace(*p.ArticleURL), voters)
+	}
+	return t, nil
+}
+
+func isWebURL(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }

@@ -37,6 +37,8 @@ type Service struct {
 	logger   *slog.Logger
 	now      func() time.Time
 
+	onCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
+
 	// A rebuild of a round's tally must not interleave with casts in that
 	// round on this replica: casts hold the read side, a rebuild the write.
 	locksMu sync.Mutex
@@ -50,6 +52,9 @@ type Deps struct {
 	Eligibility Eligibility
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// OnCovered hears, once per topic, that a won topic was covered, with
+	// who voted for it (to mail them the article). It runs after commit.
+	OnCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
 }
 
 // NewService builds the voting service.
@@ -62,7 +67,7 @@ func NewService(d Deps) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}}
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, onCovered: d.OnCovered}
 }
 
 func (s *Service) roundLock(roundID string) *sync.RWMutex {

@@ -344,3 +344,52 @@ func TestARoundClosingWhileVotesArrive(t *testing.T) {
 		}
 	})
 }
+
+// Marking a won topic covered tells, once, exactly the patrons who voted
+// for it; the results then carry the article.
+func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		type call struct {
+			topic, url string
+			voters     []string
+		}
+		var calls []call
+		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: voters{"mem_a": {Active: true, Weight: 1}, "mem_b": {Active: true, Weight: 1}},
+			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) { calls = append(calls, call{tp.ID, url, ids}) }})
+		a, _ := v.CreateTopic(ctx, "Rivers", "")
+		b, _ := v.CreateTopic(ctx, "Rents", "")
+		r, err := v.CreateRound(ctx, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vote := range [][2]string{{"mem_a", a.ID}, {"mem_b", a.ID}, {"mem_b", b.ID}} {
+			if _, err := v.CastVote(ctx, r.ID, vote[0], vote[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		covered, url := "covered", "https://news.example/rivers"
+		if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); errs.From(err).Code != "invalid_transition" {
+			t.Errorf("covering a topic still in its round = %v, want invalid_transition", err)
+		}
+		if _, err := v.CloseRound(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		bad := "javascript:alert(1)"
+		if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &bad}); !errs.Is(err, errs.Invalid) {
+			t.Errorf("covering with a bad URL = %v, want 422", err)
+		}
+		for range 2 {
+			if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(calls) != 1 || calls[0].topic != a.ID || calls[0].url != url || fmt.Sprint(calls[0].voters) != "[mem_a mem_b]" {
+			t.Fatalf("OnCovered calls = %+v, want one for %s with mem_a and mem_b", calls, a.ID)
+		}
+		res, err := v.ResultsOf(ctx, r.ID)
+		if err != nil || res.Topics[0].TopicID != a.ID || res.Topics[0].ArticleURL != url {
+			t.Errorf("results = %+v, %v; want the covered topic first with its article", res, err)
+		}
+	})
+}

@@ -69,6 +69,7 @@ func (s *Server) routes() {
 	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
 	staff.GET("/stripe/drift", s.staffStripeDrift)
 	staff.POST("/topics", s.staffCreateTopic)
+	staff.PATCH("/topics/:id", s.staffUpdateTopic)
 	staff.POST("/rounds", s.staffCreateRound)
 	staff.POST("/rounds/:id/close", s.staffCloseRound)
 	staff.GET("/webhooks/events", s.staffWebhookEvents)

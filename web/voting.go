@@ -198,9 +198,10 @@ func (s *Server) withdrawVote(c *gin.Context) {
 }
 
 type resultJSON struct {
-	TopicID string `json:"topic_id"`
-	Votes   int64  `json:"votes"`
-	Won     bool   `json:"won"`
+	TopicID string  `json:"topic_id"`
+	Votes   int64   `json:"votes"`
+	Won     bool    `json:"won"`
+	Covered *string `json:"covered,omitempty"` // the article's URL
 }
 
 // roundResults is a closed round's outcome, public and without names.
@@ -220,7 +221,7 @@ func (s *Server) roundResults(c *gin.Context) {
 	}
 	out := make([]resultJSON, 0, len(res.Topics))
 	for _, r := range res.Topics {
-		out = append(out, resultJSON{TopicID: r.TopicID, Votes: r.Total, Won: r.Won})
+		out = append(out, resultJSON{TopicID: r.TopicID, Votes: r.Total, Won: r.Won, Covered: optional(r.ArticleURL)})
 	}
 	c.JSON(http.StatusOK, gin.H{"round_id": res.RoundID, "voters": res.Voters, "topics": out})
 }
@@ -288,4 +289,33 @@ func (s *Server) staffCloseRound(c *gin.Context) {
 		return
 	}
 	s.roundResults(c)
+}
+
+type topicPatchRequest struct {
+	Title         *string `json:"title"`
+	Summary       *string `json:"summary"`
+	Status        *string `json:"status"`
+	ArticleURL    *string `json:"article_url"`
+	DeclineReason *string `json:"decline_reason"`
+}
+
+// staffUpdateTopic edits a topic; marking a won topic covered mails its
+// voters the article.
+func (s *Server) staffUpdateTopic(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req topicPatchRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := v.UpdateTopic(c.Request.Context(), c.Param("id"), voting.TopicPatch{Title: req.Title, Summary: req.Summary, Status: req.Status,
+		ArticleURL: req.ArticleURL, DeclineReason: req.DeclineReason})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"topic": gin.H{"id": t.ID, "title": t.Title, "summary": t.Summary, "status": t.Status}})
 }

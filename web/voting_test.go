@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,20 @@ func TestVotingOverHTTP(t *testing.T) {
 	}
 	if rec := postJSON(h, votes, `{"topic_id":"`+topics[3]+`"}`, as...); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "round_closed" {
 		t.Errorf("vote after close = %d %s", rec.Code, rec.Body)
+	}
+
+	// The newsroom publishes the story: the results link to it.
+	patch := func(body string) *httptest.ResponseRecorder {
+		return do(h, "PATCH", "/api/v1/staff/topics/"+topics[0], "application/json", strings.NewReader(body), staff...)
+	}
+	if rec := patch(`{"status":"covered"}`); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("covered without an article = %d, want 422", rec.Code)
+	}
+	if rec := patch(`{"status":"covered","article_url":"https://news.example/story"}`); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"status":"covered"`) {
+		t.Fatalf("mark covered = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/api/v1/rounds/"+round+"/results", "", nil); !strings.Contains(rec.Body.String(), `"covered":"https://news.example/story"`) {
+		t.Errorf("results after coverage = %s, want the article", rec.Body)
 	}
 }
 

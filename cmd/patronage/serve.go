@@ -90,7 +90,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cssPath = ""
 	}
 
-	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger})
+	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	if err != nil {
+		return fmt.Errorf("mail templates: %w", err)
+	}
+	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger,
+		OnCovered: mailCoveredTopic(memberService, templates, logger)})
 	withdrawOnLostAccess(billingService, votingService, logger)
 	// Redis may have lost tallies while no server ran (a restart of the
 	// embedded one always does): rebuild open rounds' from the ballots.

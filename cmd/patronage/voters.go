@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -49,4 +51,24 @@ func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Lo
 			}
 		}()
 	})
+}
+
+// mailCoveredTopic tells every patron who voted for a topic that it was
+// covered, with the article's link.
+func mailCoveredTopic(m *members.Service, templates *mail.Templates, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
+	return func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
+		for _, id := range voterIDs {
+			member, err := m.FindMemberByID(ctx, id)
+			if err != nil {
+				logger.WarnContext(ctx, "covered topic: voter not found", "member_id", id, "err", err)
+				continue
+			}
+			msg, err := templates.TopicCovered(member.Email, member.Name, t.Title, articleURL)
+			if err != nil {
+				logger.ErrorContext(ctx, "covered topic mail", "err", err)
+				return
+			}
+			m.SendMail(msg)
+		}
+	}
 }

@@ -22,6 +22,7 @@ const (
 	welcomePatron = "welcome_patron"
 	paymentFailed = "payment_failed"
 	trialEnding   = "trial_ending"
+	topicCovered  = "topic_covered"
 )
 
 // Templates renders the named message templates. All templates are
@@ -45,7 +46,7 @@ func NewTemplates(newsroom string) (*Templates, error) {
 		text:     make(map[string]*texttemplate.Template),
 		html:     make(map[string]*htmltemplate.Template),
 	}
-	for _, name := range []string{signInLink, welcomePatron, paymentFailed, trialEnding} {
+	for _, name := range []string{signInLink, welcomePatron, paymentFailed, trialEnding, topicCovered} {
 		text, err := texttemplate.ParseFS(templateFS, "templates/layout.txt", "templates/"+name+".txt")
 		if err != nil {
 			return nil, fmt.Errorf("parse mail template %s: %w", name, err)
@@ -102,6 +103,17 @@ func (t *Templates) TrialEnding(to, name, tierName string, endsAt time.Time, acc
 	return t.render(trialEnding, to, struct {
 		Newsroom, Name, Tier, EndsOn, AccountURL string
 	}{t.newsroom, strings.TrimSpace(name), tierName, endsAt.Format("Monday 2 January 2006"), accountURL})
+}
+
+// TopicCovered tells a patron that a topic they voted for has been covered,
+// with the article's link; name may be empty.
+func (t *Templates) TopicCovered(to, name, topic, articleURL string) (Message, error) {
+	if articleURL == "" {
+		return Message{}, errors.New("render topic covered: article URL is empty")
+	}
+	return t.render(topicCovered, to, struct {
+		Newsroom, Name, Topic, ArticleURL string
+	}{t.newsroom, strings.TrimSpace(name), topic, articleURL})
 }
 
 func (t *Templates) render(name, to string, data any) (Message, error) {
