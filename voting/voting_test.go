@@ -356,7 +356,9 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 		}
 		var calls []call
 		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: voters{"mem_a": {Active: true, Weight: 1}, "mem_b": {Active: true, Weight: 1}},
-			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) { calls = append(calls, call{tp.ID, url, ids}) }})
+			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) {
+				calls = append(calls, call{tp.ID, url, ids})
+			}})
 		a, _ := v.CreateTopic(ctx, "Rivers", "")
 		b, _ := v.CreateTopic(ctx, "Rents", "")
 		r, err := v.CreateRound(ctx, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
