@@ -297,9 +297,9 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 			if p.ArticleURL == nil || !isWebURL(*p.ArticleURL) {
 				fields["article_url"] = "is required with covered: the article's http(s) URL"
 			}
-		case "declined":
+		case "declined", "proposed":
 		default:
-			fields["status"] = "may be set to covered or declined"
+			fields["status"] = "may be set to proposed (approving a suggestion), covered or declined"
 		}
 	}
 	if len(fields) > 0 {
@@ -336,8 +336,9 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 				covered = t.Status == "won"
 				article, coveredAt = sql.NullString{String: strings.TrimSpace(*p.ArticleURL), Valid: true}, sql.NullTime{Time: now, Valid: true}
 			case *p.Status == "declined" && (t.Status == "proposed" || t.Status == "suggested"):
+			case *p.Status == "proposed" && t.Status == "suggested":
 			default:
-				return errs.WithCode(errs.Conflict, "invalid_transition", "A %s topic cannot become %s: only a won topic is covered, and only a proposed or suggested one declined.", t.Status, *p.Status)
+				return errs.WithCode(errs.Conflict, "invalid_transition", "A %s topic cannot become %s: only a won topic is covered, only a suggested one approved (proposed), and only a proposed or suggested one declined.", t.Status, *p.Status)
 			}
 			t.Status = *p.Status
 		}

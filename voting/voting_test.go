@@ -395,3 +395,28 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 		}
 	})
 }
+
+// Six suggestions at once by one patron store three.
+func TestSuggestionLimitHoldsUnderConcurrency(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		now := sqldb.Now()
+		if _, err := db.Exec(`INSERT INTO members (id, email, role, created_at, updated_at) VALUES ('mem_s', 's@example.org', 'patron', $1, $1)`, now); err != nil {
+			t.Fatal(err)
+		}
+		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: voters{"mem_s": {Active: true, Weight: 1}}})
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = v.SuggestTopic(ctx, "mem_s", fmt.Sprintf("Idea %d", i), "")
+			}()
+		}
+		wg.Wait()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM topics WHERE suggested_by = 'mem_s'`).Scan(&n); err != nil || n != 3 {
+			t.Errorf("stored %d suggestions (%v), want 3", n, err)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/money"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/voting"
 )
 
 //go:embed templates/*.html
@@ -24,17 +25,18 @@ var staticFiles embed.FS
 
 // pageData is what every page template receives.
 type pageData struct {
-	Title    string
-	Newsroom string
-	CSSURL   string // the newsroom's own stylesheet, if any
-	Member   *members.Member
-	Access   members.Access
-	Plan     *planView
-	Email    string
-	Join     *joinData
-	Next     string
-	Message  string
-	Error    string
+	Title       string
+	Newsroom    string
+	CSSURL      string // the newsroom's own stylesheet, if any
+	Member      *members.Member
+	Access      members.Access
+	Plan        *planView
+	Suggestions []voting.Suggestion
+	Email       string
+	Join        *joinData
+	Next        string
+	Message     string
+	Error       string
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -157,7 +159,14 @@ func (s *Server) accountPage(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "account.html", pageData{Title: "Your account", Member: &m, Access: access, Plan: plan})
+	var suggestions []voting.Suggestion
+	if s.voting != nil {
+		if suggestions, err = s.voting.SuggestionsBy(c.Request.Context(), m.ID); err != nil {
+			s.failPage(c, err)
+			return
+		}
+	}
+	s.renderPage(c, http.StatusOK, "account.html", pageData{Title: "Your account", Member: &m, Access: access, Plan: plan, Suggestions: suggestions})
 }
 
 // signOutForm ends the session from the account page, without JavaScript.

@@ -319,3 +319,64 @@ func (s *Server) staffUpdateTopic(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"topic": gin.H{"id": t.ID, "title": t.Title, "summary": t.Summary, "status": t.Status}})
 }
+
+type suggestionJSON struct {
+	ID            string  `json:"id"`
+	Title         string  `json:"title"`
+	Summary       string  `json:"summary"`
+	Status        string  `json:"status"`
+	DeclineReason *string `json:"decline_reason"`
+	CreatedAt     string  `json:"created_at"`
+	SuggestedBy   string  `json:"suggested_by,omitempty"`
+}
+
+func toSuggestionJSON(sg voting.Suggestion, staff bool) suggestionJSON {
+	out := suggestionJSON{ID: sg.ID, Title: sg.Title, Summary: sg.Summary, Status: sg.Status, DeclineReason: optional(sg.DeclineReason),
+		CreatedAt: rfc3339(sg.CreatedAt)}
+	if staff {
+		out.SuggestedBy = sg.SuggestedBy
+	}
+	return out
+}
+
+// suggestTopic records a patron's suggestion (3 in 30 days).
+func (s *Server) suggestTopic(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req topicRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.currentMember(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sg, err := v.SuggestTopic(c.Request.Context(), m.ID, req.Title, req.Summary)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"suggestion": toSuggestionJSON(sg, false)})
+}
+
+// staffSuggestions lists suggestions waiting for a decision, oldest first.
+func (s *Server) staffSuggestions(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	list, err := v.PendingSuggestions(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]suggestionJSON, 0, len(list))
+	for _, sg := range list {
+		out = append(out, toSuggestionJSON(sg, true))
+	}
+	c.JSON(http.StatusOK, gin.H{"suggestions": out})
+}

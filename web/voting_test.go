@@ -137,3 +137,52 @@ func TestCastingIsRateLimitedPerMember(t *testing.T) {
 		t.Errorf("casts = %v then %d (Retry-After %q), want 429 once over 2 a second", codes, rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
+
+// A patron suggests three topics in a month, a fourth is 429; staff approve
+// one and decline another, and the patron sees the reason on /account.
+func TestSuggestions(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+	reader := signUpAndSignIn(t, ts, "idea@example.org")
+	as := []string{"Cookie", withCookie(reader), "Sec-Fetch-Site", "same-origin"}
+	if rec := postJSON(h, "/api/v1/topics/suggestions", `{"title":"Bus routes"}`, as...); rec.Code != http.StatusForbidden {
+		t.Errorf("suggestion without access = %d, want 403", rec.Code)
+	}
+	var me struct{ Member struct{ ID string } }
+	json.Unmarshal(do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)).Body.Bytes(), &me)
+	setSubscription(t, ts, me.Member.ID, "active", time.Now().Add(720*time.Hour))
+
+	var ids []string
+	for i := range 3 {
+		rec := postJSON(h, "/api/v1/topics/suggestions", fmt.Sprintf(`{"title":"Idea %d","summary":"Worth a look"}`, i), as...)
+		var out struct{ Suggestion struct{ ID string } }
+		if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			t.Fatalf("suggestion %d = %d %s", i, rec.Code, rec.Body)
+		}
+		ids = append(ids, out.Suggestion.ID)
+	}
+	if rec := postJSON(h, "/api/v1/topics/suggestions", `{"title":"One too many"}`, as...); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("fourth suggestion = %d (Retry-After %q), want 429", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	rec := do(h, "GET", "/api/v1/staff/topics/suggestions", "", nil, staff...)
+	if rec.Code != http.StatusOK || strings.Count(rec.Body.String(), `"status":"suggested"`) != 3 || !strings.Contains(rec.Body.String(), me.Member.ID) {
+		t.Fatalf("pending suggestions = %d %s", rec.Code, rec.Body)
+	}
+	patch := func(id, body string) int {
+		return do(h, "PATCH", "/api/v1/staff/topics/"+id, "application/json", strings.NewReader(body), staff...).Code
+	}
+	if code := patch(ids[0], `{"status":"proposed"}`); code != http.StatusOK {
+		t.Errorf("approve = %d", code)
+	}
+	if code := patch(ids[1], `{"status":"declined","decline_reason":"We covered this in May."}`); code != http.StatusOK {
+		t.Errorf("decline = %d", code)
+	}
+	page := do(h, "GET", "/account", "", nil, "Cookie", withCookie(reader)).Body.String()
+	for _, want := range []string{"Idea 0 — accepted", "Idea 1 — declined: We covered this in May.", "Idea 2 — waiting for the newsroom"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/account lacks %q", want)
+		}
+	}
+}
