@@ -34,6 +34,7 @@ type pageData struct {
 	Suggestions []voting.Suggestion
 	Email       string
 	Join        *joinData
+	Vote        *voteData
 	Next        string
 	Message     string
 	Error       string

@@ -35,6 +35,9 @@ func (s *Server) routes() {
 	e.GET("/checkout/success", s.checkoutSuccessPage)
 	e.GET("/checkout/cancel", s.checkoutCancelPage)
 	e.POST("/account/billing", s.accountBilling)
+	e.GET("/vote", s.votePage)
+	e.POST("/vote/:id", s.voteForm)
+	e.GET("/vote/results/:id", s.voteResultsPage)
 	e.GET("/custom.css", s.customCSSFile)
 	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 

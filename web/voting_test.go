@@ -186,3 +186,55 @@ func TestSuggestions(t *testing.T) {
 		}
 	}
 }
+
+// The vote page works with plain form posts: a patron votes, sees the vote
+// counted and withdraws it; a reader without access is told to join.
+func TestVotePageWithoutJavaScript(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+	var topics []string
+	for _, title := range []string{"Housing", "Water"} {
+		rec := postJSON(h, "/api/v1/staff/topics", `{"title":"`+title+`"}`, staff...)
+		var out struct{ Topic struct{ ID string } }
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		topics = append(topics, out.Topic.ID)
+	}
+	body := fmt.Sprintf(`{"title":"Spring round","opens_at":%q,"closes_at":%q,"topic_ids":["%s"]}`,
+		time.Now().Add(-time.Hour).Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339), strings.Join(topics, `","`))
+	var created struct{ Round struct{ ID string } }
+	json.Unmarshal(postJSON(h, "/api/v1/staff/rounds", body, staff...).Body.Bytes(), &created)
+
+	if page := do(h, "GET", "/vote", "", nil).Body.String(); !strings.Contains(page, "Spring round") || !strings.Contains(page, "Sign in") {
+		t.Fatalf("/vote signed out lacks the round or the sign-in link:\n%s", page)
+	}
+	reader := signUpAndSignIn(t, ts, "page@example.org")
+	if page := do(h, "GET", "/vote", "", nil, "Cookie", withCookie(reader)).Body.String(); !strings.Contains(page, "Become a patron") || strings.Contains(page, "Vote for this") {
+		t.Errorf("/vote without access should invite to join and offer no vote button")
+	}
+	var me struct{ Member struct{ ID string } }
+	json.Unmarshal(do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)).Body.Bytes(), &me)
+	setSubscription(t, ts, me.Member.ID, "active", time.Now().Add(720*time.Hour))
+
+	form := func(values string) *httptest.ResponseRecorder {
+		return do(h, "POST", "/vote/"+created.Round.ID, "application/x-www-form-urlencoded", strings.NewReader(values),
+			"Cookie", withCookie(reader), "Sec-Fetch-Site", "same-origin")
+	}
+	if rec := form("topic_id=" + topics[0]); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/vote" {
+		t.Fatalf("vote by form = %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+	page := do(h, "GET", "/vote", "", nil, "Cookie", withCookie(reader)).Body.String()
+	if !strings.Contains(page, "<strong>2</strong> votes left") || !strings.Contains(page, "Withdraw my vote") || !strings.Contains(page, ">1 vote</p>") {
+		t.Errorf("/vote after voting lacks the count, the votes left or the withdraw button:\n%s", page)
+	}
+	if rec := form("topic_id=top_nowhere"); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "not in this round") {
+		t.Errorf("vote for a stranger topic = %d", rec.Code)
+	}
+	if rec := form("topic_id=" + topics[0] + "&action=withdraw"); rec.Code != http.StatusSeeOther {
+		t.Errorf("withdraw by form = %d", rec.Code)
+	}
+	if page := do(h, "GET", "/vote/results/"+created.Round.ID, "", nil).Body.String(); !strings.Contains(page, "Housing — 0 votes") {
+		t.Errorf("results page while open:\n%s", page)
+	}
+}
