@@ -160,6 +160,7 @@ func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID stri
 	keys := []string{s.tallyKey(roundID), s.votesKey(roundID, memberID), s.builtKey(roundID)}
 	n, err := applyVote.Run(ctx, s.redis.Client, keys, topicID, weight).Int()
 	if err == nil && n == 1 {
+		s.announce(ctx, roundID, EventTally)
 		return
 	}
 	if err != nil {
@@ -240,6 +241,7 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
 	}
+	s.announce(ctx, roundID, EventTally)
 	return t, nil
 }
 

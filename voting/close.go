@@ -69,6 +69,7 @@ func (s *Service) CloseRound(ctx context.Context, roundID string) (Results, erro
 	if err != nil {
 		return Results{}, err
 	}
+	s.announce(ctx, roundID, EventClosed)
 	return s.ResultsOf(ctx, roundID)
 }
 

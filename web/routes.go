@@ -58,6 +58,7 @@ func (s *Server) routes() {
 	api.GET("/rounds", s.listRounds)
 	api.GET("/rounds/:id", s.getRound)
 	api.GET("/rounds/:id/results", s.roundResults)
+	api.GET("/rounds/:id/stream", s.roundStream)
 	api.POST("/rounds/:id/votes", s.castVote)
 	api.DELETE("/rounds/:id/votes/:topic_id", s.withdrawVote)
 

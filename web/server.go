@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,6 +86,9 @@ type Server struct {
 	customCSS      string
 	customCSSPath  string
 	pages          map[string]*template.Template
+
+	stopStreams sync.Once
+	streamsDone chan struct{}
 }
 
 // New builds the server and its routes.
@@ -103,6 +107,7 @@ func New(d Deps) (*Server, error) {
 		members:        d.Members,
 		billing:        d.Billing,
 		voting:         d.Voting,
+		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,
 		webhookSecrets: d.WebhookSecrets,
 		access:         d.Access,

@@ -147,7 +147,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("build HTTP server: %w", err)
 	}
-	return serveHTTP(ctx, cfg, logger, srv.Handler())
+	return serveHTTP(ctx, cfg, logger, srv.Handler(), srv.StopStreams)
 }
 
 // startQueue starts the job queue's workers: Stripe event processing,
@@ -240,7 +240,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 
 // serveHTTP serves until ctx ends, then stops accepting connections and
 // lets in-flight requests finish within SHUTDOWN_TIMEOUT.
-func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler) error {
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler, onShutdown ...func()) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -254,6 +254,9 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h ht
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	for _, f := range onShutdown {
+		server.RegisterOnShutdown(f) // live streams end instead of holding the shutdown
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(ln) }()

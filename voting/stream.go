@@ -1,0 +1,53 @@
+package voting
+
+import (
+	"context"
+)
+
+// Events about a round, fanned out through Redis pub/sub so every replica's
+// live pages hear them.
+const (
+	EventTally  = "tally"  // the tally changed
+	EventClosed = "closed" // the round closed
+)
+
+func (s *Service) eventsChannel(roundID string) string { return s.redis.Key("round", "{"+roundID+"}", "events") }
+
+// announce tells every replica's listeners about a round; losing one is
+// harmless (the next change, or a reload, shows the state).
+func (s *Service) announce(ctx context.Context, roundID, event string) {
+	if err := s.redis.Client.Publish(context.WithoutCancel(ctx), s.eventsChannel(roundID), event).Err(); err != nil {
+		s.logger.WarnContext(ctx, "announce round event", "round_id", roundID, "err", err)
+	}
+}
+
+// Listen delivers a round's events until ctx ends; close is called when the
+// subscription is gone.
+func (s *Service) Listen(ctx context.Context, roundID string) (<-chan string, error) {
+	sub := s.redis.Client.Subscribe(ctx, s.eventsChannel(roundID))
+	if _, err := sub.Receive(ctx); err != nil { // the subscription is in place
+		sub.Close()
+		return nil, err
+	}
+	out := make(chan string, 16)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		msgs := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- m.Payload:
+				default: // a slow listener misses a beat, never blocks the rest
+				}
+			}
+		}
+	}()
+	return out, nil
+}
