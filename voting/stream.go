@@ -11,7 +11,9 @@ const (
 	EventClosed = "closed" // the round closed
 )
 
-func (s *Service) eventsChannel(roundID string) string { return s.redis.Key("round", "{"+roundID+"}", "events") }
+func (s *Service) eventsChannel(roundID string) string {
+	return s.redis.Key("round", "{"+roundID+"}", "events")
+}
 
 // announce tells every replica's listeners about a round; losing one is
 // harmless (the next change, or a reload, shows the state).
@@ -21,8 +23,8 @@ func (s *Service) announce(ctx context.Context, roundID, event string) {
 	}
 }
 
-// Listen delivers a round's events until ctx ends; close is called when the
-// subscription is gone.
+// Listen delivers a round's events until ctx ends, when the channel is
+// closed.
 func (s *Service) Listen(ctx context.Context, roundID string) (<-chan string, error) {
 	sub := s.redis.Client.Subscribe(ctx, s.eventsChannel(roundID))
 	if _, err := sub.Receive(ctx); err != nil { // the subscription is in place
