@@ -34,6 +34,10 @@ type SubscriptionFacts struct {
 	// PaymentFailedAt is the first failed attempt at the invoice that made
 	// the subscription past_due, when known.
 	PaymentFailedAt *time.Time
+	// FirstPaymentReversed: the subscription's first payment was refunded
+	// in full or is disputed (and not won). Such a subscription counts as
+	// never having given access.
+	FirstPaymentReversed bool
 }
 
 // Grant is complimentary access given by staff.
@@ -51,7 +55,9 @@ type Grant struct {
 //   - past_due: yes until grace after the failed payment (the start of the
 //     unpaid period when the failure time is unknown);
 //   - incomplete, incomplete_expired, unpaid, canceled, paused: no;
-//   - a complimentary grant: yes from its start until it ends or is revoked.
+//   - a complimentary grant: yes from its start until it ends or is revoked;
+//   - a subscription whose first payment was refunded in full or disputed
+//     (and not won) gives nothing, whatever its status.
 //
 // A paid subscription wins over a grant; among several, the one that lasts
 // longest. It also returns the next instant the answer could change by the
@@ -72,6 +78,9 @@ func DecideAccess(subs []SubscriptionFacts, grants []Grant, now time.Time, grace
 	sorted := append([]SubscriptionFacts(nil), subs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	for _, s := range sorted {
+		if s.FirstPaymentReversed {
+			continue
+		}
 		switch s.Status {
 		case "active", "trialing":
 			end := s.CurrentPeriodEnd

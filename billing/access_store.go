@@ -171,12 +171,26 @@ func subscriptionFacts(ctx context.Context, q querier, memberID string) ([]Subsc
 		return nil, err
 	}
 	for i, f := range out {
+		// The first paid invoice's charge, refunded in full or disputed.
+		var reversed int
+		err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM invoices i
+			WHERE i.subscription_id = $1 AND i.status = 'paid' AND i.amount_paid > 0
+			  AND NOT EXISTS (SELECT 1 FROM invoices e WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.amount_paid > 0
+			                  AND (e.stripe_created_at < i.stripe_created_at OR (e.stripe_created_at = i.stripe_created_at AND e.id < i.id)))
+			  AND (EXISTS (SELECT 1 FROM charges c WHERE (c.id = i.charge_id OR c.invoice_id = i.id) AND c.amount_refunded >= c.amount)
+			       OR EXISTS (SELECT 1 FROM disputes d JOIN charges c2 ON c2.id = d.charge_id
+			                  WHERE (c2.id = i.charge_id OR c2.invoice_id = i.id) AND d.status NOT IN ('won', 'warning_closed'))
+			       OR EXISTS (SELECT 1 FROM disputes d WHERE d.charge_id = i.charge_id AND d.status NOT IN ('won', 'warning_closed')))`, f.ID).Scan(&reversed)
+		if err != nil {
+			return nil, fmt.Errorf("read first payment: %w", err)
+		}
+		out[i].FirstPaymentReversed = reversed > 0
 		if f.Status != "past_due" {
 			continue
 		}
 		// The grace runs from the first failure of the newest unpaid invoice.
 		var failed sql.NullTime
-		err := q.QueryRowContext(ctx, `SELECT first_failed_at FROM invoices WHERE subscription_id = $1 AND first_failed_at IS NOT NULL
+		err = q.QueryRowContext(ctx, `SELECT first_failed_at FROM invoices WHERE subscription_id = $1 AND first_failed_at IS NOT NULL
 			AND status <> 'paid' AND status <> 'void' ORDER BY stripe_created_at DESC, first_failed_at DESC LIMIT 1`, f.ID).Scan(&failed)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read failed payment: %w", err)

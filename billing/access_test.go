@@ -55,6 +55,7 @@ func TestDecideAccess(t *testing.T) {
 		{name: "future grant: no access yet, recheck at its start", grants: []Grant{{StartsAt: now.Add(day)}}, wantCheck: at(day)},
 		{name: "a subscription wins over a grant", subs: []SubscriptionFacts{sub("active")}, grants: []Grant{{StartsAt: now.Add(-day)}},
 			wantActive: true, wantSource: SourceSubscription, wantUntil: at(20 * day)},
+		{name: "first payment refunded or disputed: as if never paid", subs: []SubscriptionFacts{sub("active", func(f *SubscriptionFacts) { f.FirstPaymentReversed = true })}},
 		{name: "a canceled subscription leaves the grant", subs: []SubscriptionFacts{sub("canceled")}, grants: []Grant{{StartsAt: now.Add(-day)}},
 			wantActive: true, wantSource: SourceComplimentary},
 	}

@@ -256,9 +256,18 @@ func (s *Service) onChargeRefunded(ctx context.Context, ev Event) (effects, erro
 			derived = false
 		}
 	}
+	var fx effects
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := s.upsertCharge(ctx, tx, ch); err != nil {
 			return err
+		}
+		// A first payment refunded in full takes the access it gave away.
+		if memberID, err := s.memberOfCharge(ctx, tx, ch.ID); err != nil {
+			return err
+		} else if memberID != "" {
+			if fx, err = s.recomputeAccess(ctx, tx, memberID); err != nil {
+				return err
+			}
 		}
 		if !derived {
 			for _, r := range refunds {
@@ -274,7 +283,22 @@ func (s *Service) onChargeRefunded(ctx context.Context, ev Event) (effects, erro
 		}
 		return s.deriveRefunds(ctx, tx, ch, ev)
 	})
-	return effects{}, err
+	return fx, err
+}
+
+// memberOfCharge finds whose a charge is: from the charge row, or the
+// invoice it paid.
+func (s *Service) memberOfCharge(ctx context.Context, tx *sql.Tx, chargeID string) (string, error) {
+	var memberID sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT member_id FROM charges WHERE id = $1 AND member_id IS NOT NULL
+		UNION ALL SELECT member_id FROM invoices WHERE charge_id = $1 AND member_id IS NOT NULL LIMIT 1`, chargeID).Scan(&memberID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find member of charge: %w", err)
+	}
+	return memberID.String, nil
 }
 
 // deriveRefunds keeps one marker per refunded total a charge's events have
@@ -373,6 +397,7 @@ func (s *Service) onDispute(ctx context.Context, ev Event) (effects, error) {
 	if ev.Type == "charge.dispute.closed" {
 		closedAt = sql.NullTime{Time: ev.Created, Valid: true}
 	}
+	var fx effects
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE charges SET disputed = TRUE WHERE id = $1`, d.ChargeID); err != nil {
 			return fmt.Errorf("mark charge disputed: %w", err)
@@ -392,9 +417,15 @@ func (s *Service) onDispute(ctx context.Context, ev Event) (effects, error) {
 				return fmt.Errorf("record dispute: %w", err)
 			}
 		}
-		return nil
+		// A disputed first payment takes the access it gave, until won.
+		memberID, err := s.memberOfCharge(ctx, tx, d.ChargeID)
+		if err != nil || memberID == "" {
+			return err
+		}
+		fx, err = s.recomputeAccess(ctx, tx, memberID)
+		return err
 	})
-	return effects{}, err
+	return fx, err
 }
 
 // rankSQL is disputeRank as SQL.

@@ -443,6 +443,8 @@ func TestRefundsPartialAndFull(t *testing.T) {
 		if _, err := w.stripe.Refund(charge, 200); err != nil {
 			t.Fatal(err)
 		}
+		w.deliver(w.stripe.TakeEvents()...)
+		w.wantAccess(m.ID, true, "coffee") // a partial refund leaves access
 		w.step(time.Hour)
 		if _, err := w.stripe.Refund(charge, 300); err != nil {
 			t.Fatal(err)
@@ -460,6 +462,8 @@ func TestRefundsPartialAndFull(t *testing.T) {
 		if strings.Join(got, " ") != "200EUR 300EUR" {
 			t.Errorf("refunds = %v, want 200EUR then 300EUR", got)
 		}
+		// The first payment, refunded in full, counts as never paid.
+		w.wantAccess(m.ID, false, "")
 	})
 }
 
@@ -483,6 +487,7 @@ func TestDisputeAndItsOutcome(t *testing.T) {
 		if len(d) != 1 || d[0].Status != "lost" || d[0].Amount != 500 || d[0].ClosedAt == nil {
 			t.Errorf("disputes = %+v, want one lost dispute of 500, closed", d)
 		}
+		w.wantAccess(m.ID, false, "") // a first payment lost to a dispute gave nothing
 	})
 }
 
