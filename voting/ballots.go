@@ -24,18 +24,29 @@ func (s *Service) votesKey(roundID, memberID string) string {
 	return s.redis.Key("round", "{"+roundID+"}", "member", memberID)
 }
 
-// applyVote adds (or, with a negative weight, removes) one member's vote in
-// the tally and their set together. It is idempotent: a vote already in the
-// set is not counted twice, one not in it is not removed twice. It answers
-// -1 when the round's tally was never built (Redis lost it): the caller
-// rebuilds from the ballots, which already hold this vote.
+func (s *Service) versionsKey(roundID, memberID string) string {
+	return s.redis.Key("round", "{"+roundID+"}", "ver", memberID)
+}
+
+// applyVote brings one member's vote for one topic to the state a committed
+// change left it in (present or not), in the tally and their set together.
+// Each change carries the member's version from the database, which follows
+// commit order: a change older than one already applied (or than the last
+// rebuild) is ignored, so a cast and a withdrawal racing to Redis cannot
+// leave a vote no ballot holds. It answers -1 when the round's tally was
+// never built (Redis lost it): the caller rebuilds from the ballots.
 var applyVote = redis.NewScript(`
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+local v = tonumber(ARGV[4])
+local seen = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '-1')
+local floor = tonumber(redis.call('HGET', KEYS[4], '_floor') or '-1')
+if v <= seen or v < floor then return 0 end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 local w = tonumber(ARGV[2])
-if w > 0 then
+if ARGV[3] == '1' then
   if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], w, ARGV[1]) end
 else
-  if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], w, ARGV[1]) end
+  if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], -w, ARGV[1]) end
 end
 return 1
 `)
@@ -78,6 +89,7 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 	lock.RLock()
 	defer lock.RUnlock()
 	var res CastResult
+	var version int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// The round must still be open when the ballot commits: closing
 		// takes this row for update, so a cast and a close take turns.
@@ -92,14 +104,14 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 		if n, _ := ins.RowsAffected(); n == 0 {
 			res.Repeated = true
 			var used int
-			err := tx.QueryRowContext(ctx, `SELECT used FROM round_voters WHERE round_id = $1 AND member_id = $2`, roundID, memberID).Scan(&used)
+			err := tx.QueryRowContext(ctx, `SELECT used, version FROM round_voters WHERE round_id = $1 AND member_id = $2`, roundID, memberID).Scan(&used, &version)
 			res.VotesLeft = r.VotesPerPatron - used
 			return err
 		}
 		var used int
-		err = tx.QueryRowContext(ctx, `INSERT INTO round_voters (round_id, member_id, used) VALUES ($1, $2, 1)
-			ON CONFLICT (round_id, member_id) DO UPDATE SET used = round_voters.used + 1 WHERE round_voters.used < $3
-			RETURNING used`, roundID, memberID, r.VotesPerPatron).Scan(&used)
+		err = tx.QueryRowContext(ctx, `INSERT INTO round_voters (round_id, member_id, used, version) VALUES ($1, $2, 1, 1)
+			ON CONFLICT (round_id, member_id) DO UPDATE SET used = round_voters.used + 1, version = round_voters.version + 1 WHERE round_voters.used < $3
+			RETURNING used, version`, roundID, memberID, r.VotesPerPatron).Scan(&used, &version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errBudget // rolls the ballot back
 		}
@@ -112,7 +124,7 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 	if err != nil {
 		return CastResult{}, err
 	}
-	s.tallyVote(ctx, roundID, memberID, topicID, weight)
+	s.tallyVote(ctx, roundID, memberID, topicID, weight, true, version)
 	return res, nil
 }
 
@@ -129,6 +141,7 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 	lock.RLock()
 	defer lock.RUnlock()
 	var weight int
+	var version int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockOpenRound(ctx, tx, roundID); err != nil {
 			return err
@@ -141,7 +154,8 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 		if err != nil {
 			return fmt.Errorf("withdraw ballot: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE round_voters SET used = used - 1 WHERE round_id = $1 AND member_id = $2`, roundID, memberID); err != nil {
+		if err := tx.QueryRowContext(ctx, `UPDATE round_voters SET used = used - 1, version = version + 1 WHERE round_id = $1 AND member_id = $2 RETURNING version`,
+			roundID, memberID).Scan(&version); err != nil {
 			return fmt.Errorf("count withdrawal: %w", err)
 		}
 		return nil
@@ -149,17 +163,21 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 	if err != nil {
 		return err
 	}
-	s.tallyVote(ctx, roundID, memberID, topicID, -weight)
+	s.tallyVote(ctx, roundID, memberID, topicID, weight, false, version)
 	return nil
 }
 
 // tallyVote applies a stored ballot's change to Redis. The caller holds the
 // round's read lock. A failure leaves the ballot (the truth) standing and
 // the tally to be rebuilt.
-func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID string, weight int) {
-	keys := []string{s.tallyKey(roundID), s.votesKey(roundID, memberID), s.builtKey(roundID)}
-	n, err := applyVote.Run(ctx, s.redis.Client, keys, topicID, weight).Int()
-	if err == nil && n == 1 {
+func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID string, weight int, present bool, version int64) {
+	keys := []string{s.tallyKey(roundID), s.votesKey(roundID, memberID), s.builtKey(roundID), s.versionsKey(roundID, memberID)}
+	want := "0"
+	if present {
+		want = "1"
+	}
+	n, err := applyVote.Run(ctx, s.redis.Client, keys, topicID, weight, want, version).Int()
+	if err == nil && n >= 0 {
 		s.announce(ctx, roundID, EventTally)
 		return
 	}
@@ -207,6 +225,24 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	lock := s.roundLock(roundID)
 	lock.Lock()
 	defer lock.Unlock()
+	versions := map[string]int64{}
+	vrows, err := s.db.QueryContext(ctx, `SELECT member_id, version FROM round_voters WHERE round_id = $1`, roundID)
+	if err != nil {
+		return nil, fmt.Errorf("read vote versions: %w", err)
+	}
+	for vrows.Next() {
+		var m string
+		var v int64
+		if err := vrows.Scan(&m, &v); err != nil {
+			vrows.Close()
+			return nil, fmt.Errorf("read vote versions: %w", err)
+		}
+		versions[m] = v
+	}
+	vrows.Close()
+	if err := vrows.Err(); err != nil {
+		return nil, fmt.Errorf("read vote versions: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT member_id, topic_id, weight FROM ballots WHERE round_id = $1 ORDER BY member_id`, roundID)
 	if err != nil {
 		return nil, fmt.Errorf("read ballots: %w", err)
@@ -237,6 +273,10 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	for member, topics := range byMember {
 		pipe.SAdd(ctx, s.votesKey(roundID, member), topics...)
 	}
+	// Changes at or before these versions are in what was just written.
+	for member, v := range versions {
+		pipe.HSet(ctx, s.versionsKey(roundID, member), "_floor", v)
+	}
 	pipe.Set(ctx, s.builtKey(roundID), strconv.FormatInt(s.now().Unix(), 10), 0)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
@@ -247,13 +287,18 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 
 // deleteMemberSets drops every member's vote set of a round.
 func (s *Service) deleteMemberSets(ctx context.Context, roundID string) error {
-	iter := s.redis.Client.Scan(ctx, 0, s.votesKey(roundID, "*"), 1000).Iterator()
-	for iter.Next(ctx) {
-		if err := s.redis.Client.Del(ctx, iter.Val()).Err(); err != nil {
-			return fmt.Errorf("clear vote sets: %w", err)
+	for _, pattern := range []string{s.votesKey(roundID, "*"), s.versionsKey(roundID, "*")} {
+		iter := s.redis.Client.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := s.redis.Client.Del(ctx, iter.Val()).Err(); err != nil {
+				return fmt.Errorf("clear vote sets: %w", err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
 		}
 	}
-	return iter.Err()
+	return nil
 }
 
 // WithdrawMemberVotes takes back every vote a member has in open rounds:

@@ -101,21 +101,17 @@ func (s *Service) SuggestTopic(ctx context.Context, memberID, title, summary str
 // SuggestionsBy lists a member's suggestions, newest first, with what
 // became of them.
 func (s *Service) SuggestionsBy(ctx context.Context, memberID string) ([]Suggestion, error) {
-	return s.suggestions(ctx, `WHERE suggested_by = $1`, memberID)
+	return s.suggestions(ctx, `WHERE suggested_by = $1`, memberID, "DESC")
 }
 
 // PendingSuggestions lists suggestions waiting for staff, oldest first.
 func (s *Service) PendingSuggestions(ctx context.Context) ([]Suggestion, error) {
-	out, err := s.suggestions(ctx, `WHERE status = $1`, "suggested")
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, err
+	return s.suggestions(ctx, `WHERE status = $1`, "suggested", "ASC")
 }
 
-func (s *Service) suggestions(ctx context.Context, where string, arg any) ([]Suggestion, error) {
+func (s *Service) suggestions(ctx context.Context, where string, arg any, order string) ([]Suggestion, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, title, summary, status, decline_reason, created_at, suggested_by FROM topics `+where+
-		` AND suggested_by IS NOT NULL ORDER BY created_at DESC, id LIMIT 200`, arg)
+		` AND suggested_by IS NOT NULL ORDER BY created_at `+order+`, id LIMIT 200`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("list suggestions: %w", err)
 	}

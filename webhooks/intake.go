@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,9 @@ func (in *Intake) store(batch []*delivery) (map[*delivery]bool, error) {
 			unique = append(unique, d)
 		}
 	}
+	// Every transaction takes its rows in id order, so two batches holding
+	// the same events cannot deadlock each other.
+	sort.Slice(unique, func(i, j int) bool { return unique[i].ev.ID < unique[j].ev.ID })
 	fresh := map[*delivery]bool{}
 	err := in.db.InTx(ctx, func(tx *sql.Tx) error {
 		var q strings.Builder
