@@ -537,8 +537,8 @@ func (s *Service) trialWillEnd(ctx context.Context, ev Event, snap subscriptionS
 
 // onCatalog brings a change made in the Stripe dashboard to our tiers: a
 // product's name, description and active flag; a price's amount under our
-// lookup key. An event older than the tier's last change is stale (often
-// the echo of our own push) and ignored.
+// lookup key. An event older than the tier's last change here is stale
+// (often the echo of our own push) and ignored.
 func (s *Service) onCatalog(ctx context.Context, ev Event) error {
 	defer s.forgetTiers()
 	if strings.HasPrefix(ev.Type, "product.") {
@@ -562,7 +562,7 @@ func (s *Service) onCatalog(ctx context.Context, ev Event) error {
 			desc = *p.Description
 		}
 		_, err := s.db.ExecContext(ctx, `UPDATE tiers SET name = $2, description = $3, active = $4, updated_at = $5
-			WHERE slug = $1 AND (stripe_product_id = $6 OR stripe_product_id IS NULL) AND updated_at < $5`,
+			WHERE slug = $1 AND (stripe_product_id = $6 OR stripe_product_id IS NULL) AND updated_at <= $5`,
 			slug, p.Name, desc, active, ev.Created, p.ID)
 		if err != nil {
 			return fmt.Errorf("update tier from product: %w", err)
@@ -578,20 +578,18 @@ func (s *Service) onCatalog(ctx context.Context, ev Event) error {
 		!strings.EqualFold(pr.Currency, currency) {
 		return nil
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tiers SET updated_at = $2 WHERE slug = $1 AND updated_at < $2`, slug, ev.Created)
-		if err != nil {
-			return fmt.Errorf("update tier from price: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO tier_prices (tier_slug, currency, billing_interval, amount, stripe_price_id) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (tier_slug, currency, billing_interval) DO UPDATE SET amount = excluded.amount, stripe_price_id = excluded.stripe_price_id`,
-			slug, currency, interval, *pr.UnitAmount, pr.ID)
-		if err != nil {
-			return fmt.Errorf("update tier price: %w", err)
-		}
-		return nil
-	})
+	// Each price row keeps the time of the event it came from, so prices of
+	// one tier changed in the same second (monthly and yearly together) all
+	// land, and a late event about an older price does not undo a newer one.
+	// A change staff made here after the event still wins.
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tier_prices (tier_slug, currency, billing_interval, amount, stripe_price_id, stripe_event_at)
+		SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM tiers WHERE slug = $1 AND updated_at <= $6)
+		ON CONFLICT (tier_slug, currency, billing_interval) DO UPDATE SET amount = excluded.amount, stripe_price_id = excluded.stripe_price_id,
+			stripe_event_at = excluded.stripe_event_at
+		WHERE tier_prices.stripe_event_at IS NULL OR tier_prices.stripe_event_at <= excluded.stripe_event_at`,
+		slug, currency, interval, *pr.UnitAmount, pr.ID, ev.Created)
+	if err != nil {
+		return fmt.Errorf("update tier price: %w", err)
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76"
+
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/mail"
@@ -610,6 +612,47 @@ func TestSecondSubscriptionIsRefused(t *testing.T) {
 		_, err = w.billing.StartSubscriptionCheckout(ctx, billing.SubscriptionRequest{Email: m.Email, Tier: "press", Interval: "month", Currency: "EUR"})
 		if e := errs.From(err); err == nil || e.Code != "already_subscribed" || e.Details["portal_url"] != "" {
 			t.Fatalf("second checkout by email = %v, want already_subscribed without a portal url", err)
+		}
+	})
+}
+
+// Changes made in the Stripe dashboard reach the tiers: a product's name,
+// and new amounts under our lookup keys, even two in the same second; a
+// late event about an older price does not undo a newer one.
+func TestDashboardCatalogChangesReachTiers(t *testing.T) {
+	eachMode(t, func(t *testing.T, w *world) {
+		ctx := context.Background()
+		sc := w.stripe.Client(t)
+		w.step(time.Minute)
+		product, _ := w.billing.FindTier(ctx, "coffee")
+		if _, err := sc.Products.Update(product.StripeProductID, &stripe.ProductParams{Name: stripe.String("Espresso")}); err != nil {
+			t.Fatal(err)
+		}
+		newPrice := func(interval string, amount int64) {
+			t.Helper()
+			_, err := sc.Prices.New(&stripe.PriceParams{Product: stripe.String(product.StripeProductID), Currency: stripe.String("eur"),
+				UnitAmount: stripe.Int64(amount), Recurring: &stripe.PriceRecurringParams{Interval: stripe.String(interval)},
+				LookupKey: stripe.String(billing.LookupKey("coffee", billing.Interval(interval), "EUR")), TransferLookupKey: stripe.Bool(true)})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		newPrice("month", 600) // the same second as the yearly one
+		newPrice("year", 6000)
+		first := w.stripe.TakeEvents()
+		w.step(time.Minute)
+		newPrice("month", 700)
+		later := w.stripe.TakeEvents()
+		w.deliver(later...) // the newest first,
+		w.deliver(first...) // then the older ones, late
+		tier, err := w.billing.FindTier(ctx, "coffee")
+		if err != nil {
+			t.Fatal(err)
+		}
+		month, _ := tier.PriceFor("EUR", billing.Month)
+		year, _ := tier.PriceFor("EUR", billing.Year)
+		if tier.Name != "Espresso" || month.Amount != 700 || year.Amount != 6000 {
+			t.Errorf("tier = %s, month %d, year %d; want Espresso, 700, 6000", tier.Name, month.Amount, year.Amount)
 		}
 	})
 }
