@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
 )
 
@@ -224,22 +225,10 @@ func grantsOf(ctx context.Context, q querier, memberID string) ([]Grant, error) 
 // by the passing of time (a period, grace or grant ended). The scheduled
 // access job calls it; it returns how many members it looked at.
 func (s *Service) RecomputeDueAccess(ctx context.Context) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT member_id FROM member_access WHERE recheck_at IS NOT NULL AND recheck_at <= $1 ORDER BY recheck_at LIMIT 1000`, s.now())
+	due, err := sqldb.QueryStrings(ctx, s.db, `SELECT member_id FROM member_access WHERE recheck_at IS NOT NULL AND recheck_at <= $1
+		ORDER BY recheck_at LIMIT 1000`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("find due access: %w", err)
-	}
-	var due []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	for _, id := range due {
 		if err := s.RecomputeAccess(ctx, id); err != nil {

@@ -55,6 +55,7 @@ return 1
 type CastResult struct {
 	Repeated  bool // the vote was already cast: nothing changed
 	VotesLeft int
+	Round     Round // the round voted in, as the cast found it
 }
 
 // CastVote records a member's vote for a topic in a round. The ballot is
@@ -88,7 +89,7 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 	lock := s.roundLock(roundID)
 	lock.RLock()
 	defer lock.RUnlock()
-	var res CastResult
+	res := CastResult{Round: r}
 	var version int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// The round must still be open when the ballot commits: closing

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // Result is a topic's final (or, while open, current) count.
@@ -112,22 +114,9 @@ func (s *Service) ResultsOf(ctx context.Context, roundID string) (Results, error
 // scheduled close job runs it every minute, so a round closes by itself
 // within a minute of its time, across restarts.
 func (s *Service) CloseDueRounds(ctx context.Context) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM rounds WHERE closed_at IS NULL AND closes_at <= $1`, s.now())
+	due, err := sqldb.QueryStrings(ctx, s.db, `SELECT id FROM rounds WHERE closed_at IS NULL AND closes_at <= $1`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("find due rounds: %w", err)
-	}
-	var due []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	for _, id := range due {
 		if _, err := s.CloseRound(ctx, id); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/ids"
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // Topic is something the newsroom could cover.
@@ -171,19 +172,10 @@ func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
 		t := closed.Time.UTC()
 		r.ClosedAt = &t
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT topic_id FROM round_topics WHERE round_id = $1 ORDER BY position`, id)
-	if err != nil {
+	if r.TopicIDs, err = sqldb.QueryStrings(ctx, s.db, `SELECT topic_id FROM round_topics WHERE round_id = $1 ORDER BY position`, id); err != nil {
 		return Round{}, fmt.Errorf("find round topics: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return Round{}, err
-		}
-		r.TopicIDs = append(r.TopicIDs, t)
-	}
-	return r, rows.Err()
+	return r, nil
 }
 
 // RoundTopic is a topic as it appears in a round.
@@ -215,20 +207,11 @@ func (s *Service) TopicsOf(ctx context.Context, roundID string) ([]RoundTopic, e
 
 // MyVotes lists the topics a member has voted for in a round.
 func (s *Service) MyVotes(ctx context.Context, roundID, memberID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT topic_id FROM ballots WHERE round_id = $1 AND member_id = $2 ORDER BY topic_id`, roundID, memberID)
+	ids, err := sqldb.QueryStrings(ctx, s.db, `SELECT topic_id FROM ballots WHERE round_id = $1 AND member_id = $2 ORDER BY topic_id`, roundID, memberID)
 	if err != nil {
 		return nil, fmt.Errorf("read my votes: %w", err)
 	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("read my votes: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // RecentlyClosed is how long a closed round stays in the round list.
@@ -237,23 +220,10 @@ const RecentlyClosed = 30 * 24 * time.Hour
 // ListRounds lists open rounds and those closed recently, newest first.
 func (s *Service) ListRounds(ctx context.Context) ([]Round, error) {
 	now := s.now()
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM rounds WHERE opens_at <= $1 AND (closed_at IS NULL OR closed_at > $2)
+	idList, err := sqldb.QueryStrings(ctx, s.db, `SELECT id FROM rounds WHERE opens_at <= $1 AND (closed_at IS NULL OR closed_at > $2)
 		ORDER BY opens_at DESC, id LIMIT 100`, now, now.Add(-RecentlyClosed))
 	if err != nil {
 		return nil, fmt.Errorf("list rounds: %w", err)
-	}
-	var idList []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		idList = append(idList, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	out := []Round{}
 	for _, id := range idList {
@@ -351,19 +321,10 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 		if !covered {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT member_id FROM ballots WHERE topic_id = $1 ORDER BY member_id`, t.ID)
-		if err != nil {
+		if voters, err = sqldb.QueryStrings(ctx, tx, `SELECT DISTINCT member_id FROM ballots WHERE topic_id = $1 ORDER BY member_id`, t.ID); err != nil {
 			return fmt.Errorf("find voters: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var m string
-			if err := rows.Scan(&m); err != nil {
-				return err
-			}
-			voters = append(voters, m)
-		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return Topic{}, err

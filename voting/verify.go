@@ -5,25 +5,18 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // OpenRounds lists the ids of rounds open now.
 func (s *Service) OpenRounds(ctx context.Context) ([]string, error) {
 	now := s.now()
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM rounds WHERE closed_at IS NULL AND opens_at <= $1 AND closes_at > $1 ORDER BY id`, now)
+	ids, err := sqldb.QueryStrings(ctx, s.db, `SELECT id FROM rounds WHERE closed_at IS NULL AND opens_at <= $1 AND closes_at > $1 ORDER BY id`, now)
 	if err != nil {
 		return nil, fmt.Errorf("list open rounds: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // EnsureTallies rebuilds the tally of every open round whose Redis state is

@@ -420,32 +420,3 @@ func TestSuggestionLimitHoldsUnderConcurrency(t *testing.T) {
 		}
 	})
 }
-
-// A member casting and withdrawing the same vote at once, over and over,
-// leaves the live tally equal to the ballots: a late Redis update never
-// brings back a vote that was withdrawn, or drops one that stands.
-func TestRacingCastAndWithdrawKeepTheTallyTrue(t *testing.T) {
-	each(t, "equal", func(t *testing.T, f fixture) {
-		ctx := context.Background()
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
-		topic := f.round.TopicIDs[0]
-		var wg sync.WaitGroup
-		for range 30 {
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				_, _ = f.svc.CastVote(ctx, f.round.ID, "mem_a", topic)
-			}()
-			go func() {
-				defer wg.Done()
-				_ = f.svc.WithdrawVote(ctx, f.round.ID, "mem_a", topic)
-			}()
-		}
-		wg.Wait()
-		f.wantTallyMatchesBallots(t)
-		diffs, err := f.svc.VerifyRound(ctx, f.round.ID)
-		if err != nil || len(diffs) != 0 {
-			t.Errorf("verify = %v, %v; want Redis to agree with the ballots", diffs, err)
-		}
-	})
-}

@@ -59,15 +59,11 @@ func (s *Server) roundStream(c *gin.Context) {
 		if !r.TalliesVisible(time.Now()) {
 			return true
 		}
-		topics, err := v.TopicsOf(ctx, r.ID)
-		if err != nil {
-			return false
-		}
 		tally, err := v.TallyOf(ctx, r.ID)
 		if err != nil {
 			return false
 		}
-		return send("tally", gin.H{"tally": tallyOf(topics, tally)})
+		return send("tally", gin.H{"tally": tallyOf(r.TopicIDs, tally)})
 	}
 	if r.ClosedAt != nil {
 		send("closed", gin.H{"round_id": r.ID})

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -50,11 +51,25 @@ func (s *Server) votingService(c *gin.Context) (*voting.Service, bool) {
 	return s.voting, true
 }
 
+// votingMember is the signed-in member changing their votes, within the
+// per-member rate limit; on false the answer has been written.
+func (s *Server) votingMember(c *gin.Context) (members.Member, bool) {
+	m, err := s.currentMember(c)
+	if err == nil {
+		err = s.allow(c, s.limits.votesPerMember, m.ID)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return members.Member{}, false
+	}
+	return m, true
+}
+
 // tallyOf is a round's counts in topic order, each topic listed.
-func tallyOf(topics []voting.RoundTopic, t voting.Tally) []tallyJSON {
-	out := make([]tallyJSON, 0, len(topics))
-	for _, tp := range topics {
-		out = append(out, tallyJSON{TopicID: tp.ID, Votes: t[tp.ID]})
+func tallyOf(topicIDs []string, t voting.Tally) []tallyJSON {
+	out := make([]tallyJSON, 0, len(topicIDs))
+	for _, id := range topicIDs {
+		out = append(out, tallyJSON{TopicID: id, Votes: t[id]})
 	}
 	return out
 }
@@ -107,7 +122,7 @@ func (s *Server) getRound(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		out.Tally = tallyOf(topics, tally)
+		out.Tally = tallyOf(r.TopicIDs, tally)
 	}
 	if m, err := s.signedIn(c); err != nil {
 		s.fail(c, err)
@@ -145,13 +160,8 @@ func (s *Server) castVote(c *gin.Context) {
 		s.fail(c, errs.InvalidFields(map[string]string{"topic_id": "is required"}))
 		return
 	}
-	m, err := s.currentMember(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.allow(c, s.limits.votesPerMember, m.ID); err != nil {
-		s.fail(c, err)
+	m, ok := s.votingMember(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
@@ -161,11 +171,9 @@ func (s *Server) castVote(c *gin.Context) {
 		return
 	}
 	body := gin.H{"votes_left": res.VotesLeft}
-	if r, err := v.FindRound(ctx, c.Param("id")); err == nil && r.TalliesVisible(time.Now()) {
-		topics, terr := v.TopicsOf(ctx, r.ID)
-		tally, err := v.TallyOf(ctx, r.ID)
-		if terr == nil && err == nil {
-			body["tally"] = tallyOf(topics, tally)
+	if res.Round.TalliesVisible(time.Now()) {
+		if tally, err := v.TallyOf(ctx, res.Round.ID); err == nil {
+			body["tally"] = tallyOf(res.Round.TopicIDs, tally)
 		}
 	}
 	status := http.StatusCreated
@@ -181,13 +189,8 @@ func (s *Server) withdrawVote(c *gin.Context) {
 	if !ok {
 		return
 	}
-	m, err := s.currentMember(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.allow(c, s.limits.votesPerMember, m.ID); err != nil {
-		s.fail(c, err)
+	m, ok := s.votingMember(c)
+	if !ok {
 		return
 	}
 	if err := v.WithdrawVote(c.Request.Context(), c.Param("id"), m.ID, c.Param("topic_id")); err != nil {

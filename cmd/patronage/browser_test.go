@@ -26,13 +26,7 @@ import (
 // in the mail, to the account page and out again; then checks the sign-in
 // page on a phone-sized screen.
 func TestAReaderJoinsSignsInAndSeesTheirAccount(t *testing.T) {
-	chromium := os.Getenv("TEST_CHROMIUM")
-	if chromium == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but TEST_CHROMIUM is not set: the pages would go untested in a browser (./scripts/test installs chromium)")
-		}
-		t.Skip("TEST_CHROMIUM is not set: no browser to test the pages in (./scripts/test installs chromium)")
-	}
+	chromium := chromiumPath(t)
 
 	// The sign-in link in the mail is built from BASE_URL, and writes are
 	// checked against it, so it must be the very origin the browser uses.
@@ -135,6 +129,20 @@ func TestAReaderJoinsSignsInAndSeesTheirAccount(t *testing.T) {
 			t.Errorf("on a 390px-wide phone, field #%s spans %.0f–%.0fpx (%.0fpx wide); want it on screen and wider than 200px", f.ID, f.Left, f.Right, f.Width)
 		}
 	}
+}
+
+// chromiumPath is the browser the test command installed; without one the
+// test is skipped, except in CI, where that is a failure.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv("TEST_CHROMIUM")
+	if chromium == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but TEST_CHROMIUM is not set: the pages would go untested in a browser (./scripts/test installs chromium)")
+		}
+		t.Skip("TEST_CHROMIUM is not set: no browser to test the pages in (./scripts/test installs chromium)")
+	}
+	return chromium
 }
 
 // browser is one headless Chromium tab, driven the way a reader would: by

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,13 +16,7 @@ import (
 // TestAPatronVotesAndWithdrawsInTheBrowser casts and withdraws a vote on
 // /vote in a real Chromium, with nothing but the page's forms.
 func TestAPatronVotesAndWithdrawsInTheBrowser(t *testing.T) {
-	chromium := os.Getenv("TEST_CHROMIUM")
-	if chromium == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but TEST_CHROMIUM is not set: the pages would go untested in a browser (./scripts/test installs chromium)")
-		}
-		t.Skip("TEST_CHROMIUM is not set: no browser to test the pages in (./scripts/test installs chromium)")
-	}
+	chromium := chromiumPath(t)
 	addr := freeLoopbackAddr(t)
 	env := map[string]string{"HTTP_ADDR": addr, "DATA_DIR": filepath.Join(t.TempDir(), "data"), "BASE_URL": "http://" + addr}
 	s := startServer(t, env)

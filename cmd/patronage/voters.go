@@ -22,13 +22,7 @@ func (v voters) Voter(ctx context.Context, memberID string) (voting.Voter, error
 	if err != nil || !a.Active {
 		return voting.Voter{}, err
 	}
-	weight := 1
-	if a.Tier != "" {
-		if t, err := v.billing.FindTier(ctx, a.Tier); err == nil && t.VoteWeight > 1 {
-			weight = t.VoteWeight
-		}
-	}
-	return voting.Voter{Active: true, Weight: weight}, nil
+	return voting.Voter{Active: true, Weight: v.billing.VoteWeight(ctx, a.Tier)}, nil
 }
 
 // withdrawOnLostAccess takes back the votes in open rounds of every member
