@@ -10,43 +10,69 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/ids"
 )
 
-// Redis keys of a round share a hash tag, so a round lives on one Redis
-// Cluster slot and one script can touch all of them.
+// A round's live state in Redis is four keys sharing a hash tag, so it
+// lives on one Redis Cluster slot and one script can touch all of them:
+// the tally (a sorted set, topic → votes), each member's votes (a hash,
+// member → comma-separated topic ids), the version of the last change
+// applied per member (a hash), and a marker saying the state was built from
+// the ballots (its absence means Redis lost it).
 func (s *Service) tallyKey(roundID string) string {
-	return s.redis.Key("round", "{"+roundID+"}", "tally")
+	return s.redis.Key("tally", "{"+roundID+"}", "counts")
 }
 func (s *Service) builtKey(roundID string) string {
-	return s.redis.Key("round", "{"+roundID+"}", "built")
+	return s.redis.Key("tally", "{"+roundID+"}", "built")
 }
-func (s *Service) votesKey(roundID, memberID string) string {
-	return s.redis.Key("round", "{"+roundID+"}", "member", memberID)
+func (s *Service) votesKey(roundID string) string {
+	return s.redis.Key("tally", "{"+roundID+"}", "votes")
+}
+func (s *Service) versionsKey(roundID string) string {
+	return s.redis.Key("tally", "{"+roundID+"}", "versions")
 }
 
-func (s *Service) versionsKey(roundID, memberID string) string {
-	return s.redis.Key("round", "{"+roundID+"}", "ver", memberID)
+func (s *Service) tallyKeys(roundID string) []string {
+	return []string{s.tallyKey(roundID), s.votesKey(roundID), s.builtKey(roundID), s.versionsKey(roundID)}
 }
 
 // applyVote brings one member's vote for one topic to the state a committed
-// change left it in (present or not), in the tally and their set together.
-// Each change carries the member's version from the database, which follows
-// commit order: a change older than one already applied (or than the last
-// rebuild) is ignored, so a cast and a withdrawal racing to Redis cannot
-// leave a vote no ballot holds. It answers -1 when the round's tally was
-// never built (Redis lost it): the caller rebuilds from the ballots.
+// change left it in (present or not), in the tally and their votes
+// together. Each change carries the member's version from the database,
+// which follows commit order: a change no newer than one already applied
+// (or than what the last rebuild read) is ignored, so a cast and a
+// withdrawal racing to Redis cannot leave a vote no ballot holds. It
+// answers -1 when the round's state was never built (Redis lost it): the
+// caller rebuilds from the ballots.
+//
+// KEYS: tally, votes, built, versions. ARGV: member, topic, weight,
+// present ("1" or "0"), version.
 var applyVote = redis.NewScript(`
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
-local v = tonumber(ARGV[4])
+local v = tonumber(ARGV[5])
 local seen = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '-1')
-local floor = tonumber(redis.call('HGET', KEYS[4], '_floor') or '-1')
-if v <= seen or v < floor then return 0 end
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
-local w = tonumber(ARGV[2])
-if ARGV[3] == '1' then
-  if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], w, ARGV[1]) end
-else
-  if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('ZINCRBY', KEYS[1], -w, ARGV[1]) end
+if v <= seen then return 0 end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+local list = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+local t = ARGV[2]
+local has = string.find(',' .. list .. ',', ',' .. t .. ',', 1, true) ~= nil
+if ARGV[4] == '1' then
+  if not has then
+    if list == '' then list = t else list = list .. ',' .. t end
+    redis.call('HSET', KEYS[2], ARGV[1], list)
+    redis.call('ZINCRBY', KEYS[1], ARGV[3], t)
+  end
+elseif has then
+  local rest = {}
+  for x in string.gmatch(list, '[^,]+') do
+    if x ~= t then rest[#rest + 1] = x end
+  end
+  if #rest == 0 then
+    redis.call('HDEL', KEYS[2], ARGV[1])
+  else
+    redis.call('HSET', KEYS[2], ARGV[1], table.concat(rest, ','))
+  end
+  redis.call('ZINCRBY', KEYS[1], -tonumber(ARGV[3]), t)
 end
 return 1
 `)
@@ -56,82 +82,12 @@ type CastResult struct {
 	Repeated  bool // the vote was already cast: nothing changed
 	VotesLeft int
 	Round     Round // the round voted in, as the cast found it
-}
-
-// CastVote records a member's vote for a topic in a round. The ballot is
-// stored first, in a transaction that also counts it against the member's
-// budget (a locked row per round and member, so concurrent casts cannot
-// overspend it); only then is the Redis tally changed. If that fails, the
-// vote stands and the tally is rebuilt from the ballots.
-func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID string) (CastResult, error) {
-	r, err := s.FindRound(ctx, roundID)
-	if err != nil {
-		return CastResult{}, err
-	}
-	if !r.Open(s.now()) {
-		return CastResult{}, errRoundClosed
-	}
-	if !r.has(topicID) {
-		return CastResult{}, errTopicNotFound
-	}
-	v, err := s.eligible.Voter(ctx, memberID)
-	if err != nil {
-		return CastResult{}, err
-	}
-	if !v.Active {
-		return CastResult{}, errPatronRequired
-	}
-	weight := 1
-	if r.Weighting == "tier" && v.Weight > 1 {
-		weight = v.Weight
-	}
-
-	lock := s.roundLock(roundID)
-	lock.RLock()
-	defer lock.RUnlock()
-	res := CastResult{Round: r}
-	var version int64
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		// The round must still be open when the ballot commits: closing
-		// takes this row for update, so a cast and a close take turns.
-		if err := s.lockOpenRound(ctx, tx, roundID); err != nil {
-			return err
-		}
-		ins, err := tx.ExecContext(ctx, `INSERT INTO ballots (round_id, member_id, topic_id, weight, cast_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (round_id, member_id, topic_id) DO NOTHING`, roundID, memberID, topicID, weight, s.now())
-		if err != nil {
-			return fmt.Errorf("store ballot: %w", err)
-		}
-		if n, _ := ins.RowsAffected(); n == 0 {
-			res.Repeated = true
-			var used int
-			err := tx.QueryRowContext(ctx, `SELECT used, version FROM round_voters WHERE round_id = $1 AND member_id = $2`, roundID, memberID).Scan(&used, &version)
-			res.VotesLeft = r.VotesPerPatron - used
-			return err
-		}
-		var used int
-		err = tx.QueryRowContext(ctx, `INSERT INTO round_voters (round_id, member_id, used, version) VALUES ($1, $2, 1, 1)
-			ON CONFLICT (round_id, member_id) DO UPDATE SET used = round_voters.used + 1, version = round_voters.version + 1 WHERE round_voters.used < $3
-			RETURNING used, version`, roundID, memberID, r.VotesPerPatron).Scan(&used, &version)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errBudget // rolls the ballot back
-		}
-		if err != nil {
-			return fmt.Errorf("count vote: %w", err)
-		}
-		res.VotesLeft = r.VotesPerPatron - used
-		return nil
-	})
-	if err != nil {
-		return CastResult{}, err
-	}
-	s.tallyVote(ctx, roundID, memberID, topicID, weight, true, version)
-	return res, nil
+	Tally     Tally // the round's tally just after the vote counted; nil if not read
 }
 
 // WithdrawVote takes a member's vote for a topic back while the round is open.
 func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID string) error {
-	r, err := s.FindRound(ctx, roundID)
+	r, _, err := s.cachedRound(ctx, roundID)
 	if err != nil {
 		return err
 	}
@@ -147,7 +103,17 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 		if err := s.lockOpenRound(ctx, tx, roundID); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, `DELETE FROM ballots WHERE round_id = $1 AND member_id = $2 AND topic_id = $3 RETURNING weight`,
+		// The member's count row is locked before the ballot, the order
+		// casts take them in (see storeBatch).
+		var used int
+		err := tx.QueryRowContext(ctx, `SELECT used FROM round_voters WHERE round_id = $1 AND member_id = $2`+s.db.Dialect.ForUpdate(), roundID, memberID).Scan(&used)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errVoteNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock vote count: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `DELETE FROM ballots WHERE round_id = $1 AND member_id = $2 AND topic_id = $3 RETURNING weight`,
 			roundID, memberID, topicID).Scan(&weight)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errVoteNotFound
@@ -172,21 +138,25 @@ func (s *Service) WithdrawVote(ctx context.Context, roundID, memberID, topicID s
 // round's read lock. A failure leaves the ballot (the truth) standing and
 // the tally to be rebuilt.
 func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID string, weight int, present bool, version int64) {
-	keys := []string{s.tallyKey(roundID), s.votesKey(roundID, memberID), s.builtKey(roundID), s.versionsKey(roundID, memberID)}
 	want := "0"
 	if present {
 		want = "1"
 	}
-	n, err := applyVote.Run(ctx, s.redis.Client, keys, topicID, weight, want, version).Int()
+	n, err := applyVote.Run(ctx, s.redis.Client, s.tallyKeys(roundID), memberID, topicID, weight, want, version).Int()
 	if err == nil && n >= 0 {
-		s.announce(ctx, roundID, EventTally)
+		s.tallyChanged(roundID)
 		return
 	}
+	s.rebuildLater(ctx, roundID, err)
+}
+
+// rebuildLater rebuilds a round's tally whose update failed (err) or found
+// it missing (nil). Rebuilding takes the round's write lock, which the
+// caller's read lock holds off: it runs once the caller has let go.
+func (s *Service) rebuildLater(ctx context.Context, roundID string, err error) {
 	if err != nil {
 		s.logger.WarnContext(ctx, "tally not updated; rebuilding it from the ballots", "round_id", roundID, "err", err)
 	}
-	// Rebuilding takes the write lock, which this caller's read lock holds
-	// off: do it after this cast has let go.
 	go func() {
 		if _, err := s.RebuildTally(context.WithoutCancel(ctx), roundID); err != nil {
 			s.logger.ErrorContext(ctx, "rebuild tally", "round_id", roundID, "err", err)
@@ -220,86 +190,114 @@ func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
 	return t, nil
 }
 
+// rebuildChunk is how many Redis commands a rebuild sends per round trip.
+const rebuildChunk = 2000
+
 // RebuildTally replaces a round's Redis state with what its ballots say.
-// Casts in the round on this replica wait while it runs.
+// Casts in the round on this replica wait while it runs. The new state is
+// written under scratch keys and swapped in at once, so readers see the old
+// tally or the new one, never half of one.
 func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, error) {
 	lock := s.roundLock(roundID)
 	lock.Lock()
 	defer lock.Unlock()
-	versions := map[string]int64{}
-	vrows, err := s.db.QueryContext(ctx, `SELECT member_id, version FROM round_voters WHERE round_id = $1`, roundID)
+	// Versions are read before ballots: a change at or below the version
+	// read is in the ballots read after it, so the script may ignore it.
+	versions, err := s.db.QueryContext(ctx, `SELECT member_id, version FROM round_voters WHERE round_id = $1`, roundID)
 	if err != nil {
 		return nil, fmt.Errorf("read vote versions: %w", err)
 	}
-	for vrows.Next() {
+	scratch := s.redis.Key("tally", "{"+roundID+"}", "rebuild", ids.Secret())
+	scratchKeys := []string{scratch + ":votes", scratch + ":versions"}
+	defer s.redis.Client.Del(context.WithoutCancel(ctx), scratchKeys...)
+	fields := make([]any, 0, rebuildChunk)
+	flush := func(key string) error {
+		if len(fields) == 0 {
+			return nil
+		}
+		err := s.redis.Client.HSet(ctx, key, fields...).Err()
+		fields = fields[:0]
+		return err
+	}
+	for versions.Next() {
 		var m string
 		var v int64
-		if err := vrows.Scan(&m, &v); err != nil {
-			vrows.Close()
+		if err := versions.Scan(&m, &v); err != nil {
+			versions.Close()
 			return nil, fmt.Errorf("read vote versions: %w", err)
 		}
-		versions[m] = v
+		if fields = append(fields, m, v); len(fields) == rebuildChunk {
+			if err := flush(scratchKeys[1]); err != nil {
+				versions.Close()
+				return nil, fmt.Errorf("write vote versions: %w", err)
+			}
+		}
 	}
-	vrows.Close()
-	if err := vrows.Err(); err != nil {
+	versions.Close()
+	if err := versions.Err(); err != nil {
 		return nil, fmt.Errorf("read vote versions: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT member_id, topic_id, weight FROM ballots WHERE round_id = $1 ORDER BY member_id`, roundID)
+	if err := flush(scratchKeys[1]); err != nil {
+		return nil, fmt.Errorf("write vote versions: %w", err)
+	}
+
+	rows, err := s.db.QueryContext(ctx, `SELECT member_id, topic_id, weight FROM ballots WHERE round_id = $1 ORDER BY member_id, topic_id`, roundID)
 	if err != nil {
 		return nil, fmt.Errorf("read ballots: %w", err)
 	}
 	defer rows.Close()
 	t := Tally{}
-	byMember := map[string][]any{}
+	member, list := "", ""
 	for rows.Next() {
-		var member, topic string
+		var m, topic string
 		var w int64
-		if err := rows.Scan(&member, &topic, &w); err != nil {
+		if err := rows.Scan(&m, &topic, &w); err != nil {
 			return nil, fmt.Errorf("read ballots: %w", err)
 		}
 		t[topic] += w
-		byMember[member] = append(byMember[member], topic)
+		if m == member {
+			list += "," + topic
+			continue
+		}
+		if member != "" {
+			fields = append(fields, member, list)
+		}
+		member, list = m, topic
+		if len(fields) >= rebuildChunk {
+			if err := flush(scratchKeys[0]); err != nil {
+				return nil, fmt.Errorf("write votes: %w", err)
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read ballots: %w", err)
 	}
-	pipe := s.redis.Client.TxPipeline()
-	pipe.Del(ctx, s.tallyKey(roundID))
-	if err := s.deleteMemberSets(ctx, roundID); err != nil {
-		return nil, err
+	if member != "" {
+		fields = append(fields, member, list)
 	}
+	if err := flush(scratchKeys[0]); err != nil {
+		return nil, fmt.Errorf("write votes: %w", err)
+	}
+	pipe := s.redis.Client.TxPipeline()
+	pipe.Del(ctx, s.tallyKey(roundID), s.votesKey(roundID), s.versionsKey(roundID))
 	for topic, n := range t {
 		pipe.ZAdd(ctx, s.tallyKey(roundID), redis.Z{Score: float64(n), Member: topic})
 	}
-	for member, topics := range byMember {
-		pipe.SAdd(ctx, s.votesKey(roundID, member), topics...)
-	}
-	// Changes at or before these versions are in what was just written.
-	for member, v := range versions {
-		pipe.HSet(ctx, s.versionsKey(roundID, member), "_floor", v)
+	// RENAME of a key that was never written (no voters yet) fails inside
+	// the transaction without undoing the rest: only rename what exists.
+	for i, to := range []string{s.votesKey(roundID), s.versionsKey(roundID)} {
+		if n, err := s.redis.Client.Exists(ctx, scratchKeys[i]).Result(); err != nil {
+			return nil, fmt.Errorf("write tally: %w", err)
+		} else if n == 1 {
+			pipe.Rename(ctx, scratchKeys[i], to)
+		}
 	}
 	pipe.Set(ctx, s.builtKey(roundID), strconv.FormatInt(s.now().Unix(), 10), 0)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
 	}
-	s.announce(ctx, roundID, EventTally)
+	s.tallyChanged(roundID)
 	return t, nil
-}
-
-// deleteMemberSets drops every member's vote set of a round.
-func (s *Service) deleteMemberSets(ctx context.Context, roundID string) error {
-	for _, pattern := range []string{s.votesKey(roundID, "*"), s.versionsKey(roundID, "*")} {
-		iter := s.redis.Client.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := s.redis.Client.Del(ctx, iter.Val()).Err(); err != nil {
-				return fmt.Errorf("clear vote sets: %w", err)
-			}
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // WithdrawMemberVotes takes back every vote a member has in open rounds:

@@ -71,6 +71,7 @@ func (s *Service) CloseRound(ctx context.Context, roundID string) (Results, erro
 	if err != nil {
 		return Results{}, err
 	}
+	s.forgetRound(roundID)
 	s.announce(ctx, roundID, EventClosed)
 	return s.ResultsOf(ctx, roundID)
 }

@@ -100,9 +100,33 @@ func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error)
 	if r.Results == "" {
 		r.Results = "live"
 	}
+	r.TopicIDs = distinct(in.TopicIDs)
+	if fields := r.invalid(); len(fields) > 0 {
+		return Round{}, errs.InvalidFields(fields)
+	}
+	now := s.now()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO rounds (id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now)
+		if err != nil {
+			return fmt.Errorf("create round: %w", err)
+		}
+		return claimTopics(ctx, tx, r.ID, r.TopicIDs, now)
+	})
+	if err != nil {
+		return Round{}, err
+	}
+	return r, nil
+}
+
+// invalid names the fields of a round that break its rules.
+func (r Round) invalid() map[string]string {
 	fields := map[string]string{}
 	if r.Title == "" || utf8.RuneCountInString(r.Title) > 200 {
 		fields["title"] = "is required, at most 200 characters"
+	}
+	if utf8.RuneCountInString(r.Description) > 5000 {
+		fields["description"] = "must be at most 5000 characters"
 	}
 	if !r.ClosesAt.After(r.OpensAt) {
 		fields["closes_at"] = "must be after opens_at"
@@ -116,51 +140,144 @@ func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error)
 	if r.Results != "live" && r.Results != "sealed" {
 		fields["results"] = "must be live or sealed"
 	}
-	seen := map[string]bool{}
-	for _, id := range in.TopicIDs {
-		if !seen[id] {
-			seen[id] = true
-			r.TopicIDs = append(r.TopicIDs, id)
-		}
-	}
 	if len(r.TopicIDs) < 2 || len(r.TopicIDs) > 50 {
 		fields["topic_ids"] = "must name 2 to 50 different topics"
 	}
-	if len(fields) > 0 {
-		return Round{}, errs.InvalidFields(fields)
+	return fields
+}
+
+func distinct(list []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range list {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
 	}
-	now := s.now()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO rounds (id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now)
+	return out
+}
+
+// claimTopics puts proposed topics into a round, in their order.
+func claimTopics(ctx context.Context, tx *sql.Tx, roundID string, topicIDs []string, now time.Time) error {
+	for i, id := range topicIDs {
+		res, err := tx.ExecContext(ctx, `UPDATE topics SET status = 'in_round', updated_at = $2 WHERE id = $1 AND status = 'proposed'`, id, now)
 		if err != nil {
-			return fmt.Errorf("create round: %w", err)
+			return fmt.Errorf("put topic in round: %w", err)
 		}
-		for i, id := range r.TopicIDs {
-			res, err := tx.ExecContext(ctx, `UPDATE topics SET status = 'in_round', updated_at = $2 WHERE id = $1 AND status = 'proposed'`, id, now)
-			if err != nil {
-				return fmt.Errorf("put topic in round: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return errs.InvalidFields(map[string]string{"topic_ids": "topic " + id + " does not exist or is not proposed"})
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO round_topics (round_id, topic_id, position) VALUES ($1, $2, $3)`, r.ID, id, i); err != nil {
-				return fmt.Errorf("put topic in round: %w", err)
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.InvalidFields(map[string]string{"topic_ids": "topic " + id + " does not exist or is not proposed"})
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO round_topics (round_id, topic_id, position) VALUES ($1, $2, $3)`, roundID, id, i); err != nil {
+			return fmt.Errorf("put topic in round: %w", err)
+		}
+	}
+	return nil
+}
+
+// RoundPatch changes a round; nil fields stay as they are. Once a round has
+// opened only its title, description and closing time change: what it
+// offers and how votes count are fixed for everyone who has voted.
+type RoundPatch struct {
+	Title          *string
+	Description    *string
+	OpensAt        *time.Time
+	ClosesAt       *time.Time
+	VotesPerPatron *int
+	Weighting      *string
+	Results        *string
+	TopicIDs       []string // nil: unchanged
+}
+
+func (p RoundPatch) changesTerms() bool {
+	return p.OpensAt != nil || p.VotesPerPatron != nil || p.Weighting != nil || p.Results != nil || p.TopicIDs != nil
+}
+
+// UpdateRound edits a round that has not closed.
+func (s *Service) UpdateRound(ctx context.Context, id string, p RoundPatch) (Round, error) {
+	now := s.now()
+	var r Round
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if r, err = findRound(ctx, tx, id, s.db.Dialect.ForUpdate()); err != nil {
+			return err
+		}
+		if r.ClosedAt != nil || !now.Before(r.ClosesAt) {
+			return errs.WithCode(errs.Conflict, "round_closed", "This round has closed; its results are final.")
+		}
+		if !now.Before(r.OpensAt) && p.changesTerms() {
+			return errs.WithCode(errs.Conflict, "round_started",
+				"This round is open: only its title, description and closing time can change, not its topics, opening, budget, weighting or results.")
+		}
+		old := r.TopicIDs
+		if p.Title != nil {
+			r.Title = strings.TrimSpace(*p.Title)
+		}
+		if p.Description != nil {
+			r.Description = strings.TrimSpace(*p.Description)
+		}
+		if p.OpensAt != nil {
+			r.OpensAt = p.OpensAt.UTC().Truncate(time.Microsecond)
+		}
+		if p.ClosesAt != nil {
+			r.ClosesAt = p.ClosesAt.UTC().Truncate(time.Microsecond)
+		}
+		if p.VotesPerPatron != nil {
+			r.VotesPerPatron = *p.VotesPerPatron
+		}
+		if p.Weighting != nil {
+			r.Weighting = *p.Weighting
+		}
+		if p.Results != nil {
+			r.Results = *p.Results
+		}
+		if p.TopicIDs != nil {
+			r.TopicIDs = distinct(p.TopicIDs)
+		}
+		fields := r.invalid()
+		if p.ClosesAt != nil && !r.ClosesAt.After(now) {
+			fields["closes_at"] = "must be in the future (close the round to end it now)"
+		}
+		if len(fields) > 0 {
+			return errs.InvalidFields(fields)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET title = $2, description = $3, opens_at = $4, closes_at = $5, votes_per_patron = $6,
+			weighting = $7, results = $8, updated_at = $9 WHERE id = $1`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now); err != nil {
+			return fmt.Errorf("update round: %w", err)
+		}
+		if p.TopicIDs == nil {
+			return nil
+		}
+		// Before opening no ballot refers to the topics: hand the old ones
+		// back and take the new list.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM round_topics WHERE round_id = $1`, r.ID); err != nil {
+			return fmt.Errorf("release topics: %w", err)
+		}
+		for _, t := range old {
+			if _, err := tx.ExecContext(ctx, `UPDATE topics SET status = 'proposed', updated_at = $2 WHERE id = $1 AND status = 'in_round'`, t, now); err != nil {
+				return fmt.Errorf("release topics: %w", err)
 			}
 		}
-		return nil
+		return claimTopics(ctx, tx, r.ID, r.TopicIDs, now)
 	})
 	if err != nil {
 		return Round{}, err
 	}
+	s.forgetRound(r.ID)
+	s.announce(ctx, r.ID, EventRound)
 	return r, nil
 }
 
 // FindRound loads a round and its topics.
 func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
+	return findRound(ctx, s.db, id, "")
+}
+
+// findRound reads a round, its row locked as lock says ("" for none).
+func findRound(ctx context.Context, q sqldb.Queryer, id, lock string) (Round, error) {
 	var r Round
 	var closed sql.NullTime
-	err := s.db.QueryRowContext(ctx, `SELECT id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, closed_at FROM rounds WHERE id = $1`, id).
+	err := q.QueryRowContext(ctx, `SELECT id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, closed_at FROM rounds WHERE id = $1`+lock, id).
 		Scan(&r.ID, &r.Title, &r.Description, &r.OpensAt, &r.ClosesAt, &r.VotesPerPatron, &r.Weighting, &r.Results, &closed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Round{}, errRoundNotFound
@@ -172,7 +289,7 @@ func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
 		t := closed.Time.UTC()
 		r.ClosedAt = &t
 	}
-	if r.TopicIDs, err = sqldb.QueryStrings(ctx, s.db, `SELECT topic_id FROM round_topics WHERE round_id = $1 ORDER BY position`, id); err != nil {
+	if r.TopicIDs, err = sqldb.QueryStrings(ctx, q, `SELECT topic_id FROM round_topics WHERE round_id = $1 ORDER BY position`, id); err != nil {
 		return Round{}, fmt.Errorf("find round topics: %w", err)
 	}
 	return r, nil
@@ -329,6 +446,9 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 	if err != nil {
 		return Topic{}, err
 	}
+	s.roundsMu.Lock()
+	clear(s.rounds) // a round shows its topics' titles and states
+	s.roundsMu.Unlock()
 	if covered && s.onCovered != nil {
 		s.onCovered(ctx, t, strings.TrimSpace(*p.ArticleURL), voters)
 	}

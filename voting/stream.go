@@ -2,6 +2,7 @@ package voting
 
 import (
 	"context"
+	"time"
 )
 
 // Events about a round, fanned out through Redis pub/sub so every replica's
@@ -9,6 +10,7 @@ import (
 const (
 	EventTally  = "tally"  // the tally changed
 	EventClosed = "closed" // the round closed
+	EventRound  = "round"  // staff changed the round (title, closing time, …)
 )
 
 func (s *Service) eventsChannel(roundID string) string {
@@ -21,6 +23,44 @@ func (s *Service) announce(ctx context.Context, roundID, event string) {
 	if err := s.redis.Client.Publish(context.WithoutCancel(ctx), s.eventsChannel(roundID), event).Err(); err != nil {
 		s.logger.WarnContext(ctx, "announce round event", "round_id", roundID, "err", err)
 	}
+}
+
+// announceEvery is how often at most a replica announces that a round's
+// tally changed: listeners send at most two updates a second anyway, and
+// under a burst of votes one announcement stands for many.
+const announceEvery = 100 * time.Millisecond
+
+// tallyChanged announces a change of a round's tally, at most once per
+// announceEvery per round on this replica: a change within that time is
+// announced when it ends.
+func (s *Service) tallyChanged(roundID string) {
+	s.announceMu.Lock()
+	defer s.announceMu.Unlock()
+	if pending, waiting := s.announcing[roundID]; waiting {
+		if !pending {
+			s.announcing[roundID] = true
+		}
+		return
+	}
+	s.announcing[roundID] = false
+	s.announce(context.Background(), roundID, EventTally)
+	s.announceLater(roundID)
+}
+
+func (s *Service) announceLater(roundID string) {
+	time.AfterFunc(announceEvery, func() {
+		s.announceMu.Lock()
+		pending := s.announcing[roundID]
+		if !pending {
+			delete(s.announcing, roundID)
+			s.announceMu.Unlock()
+			return
+		}
+		s.announcing[roundID] = false
+		s.announceMu.Unlock()
+		s.announce(context.Background(), roundID, EventTally)
+		s.announceLater(roundID)
+	})
 }
 
 // Listen delivers a round's events until ctx ends, when the channel is

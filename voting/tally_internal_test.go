@@ -11,7 +11,7 @@ import (
 // withdrawal (version 2) applied before the cast it follows (version 1)
 // leaves no vote, and the late cast is ignored.
 func TestLateTallyUpdatesAreIgnored(t *testing.T) {
-	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger()}
+	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
 	ctx := context.Background()
 	if err := s.redis.Client.Set(ctx, s.builtKey("r1"), "1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -22,11 +22,37 @@ func TestLateTallyUpdatesAreIgnored(t *testing.T) {
 	if err != nil && err.Error() != "redis: nil" {
 		t.Fatal(err)
 	}
-	if in, _ := s.redis.Client.SIsMember(ctx, s.votesKey("r1", "m1"), "t1").Result(); in || score != 0 {
-		t.Errorf("after a late cast: in set %v, tally %v; want no vote", in, score)
+	if votes, _ := s.redis.Client.HGet(ctx, s.votesKey("r1"), "m1").Result(); votes != "" || score != 0 {
+		t.Errorf("after a late cast: votes %q, tally %v; want no vote", votes, score)
 	}
 	s.tallyVote(ctx, "r1", "m1", "t1", 1, true, 3) // a newer cast counts
 	if score, _ := s.redis.Client.ZScore(ctx, s.tallyKey("r1"), "t1").Result(); score != 1 {
 		t.Errorf("after a newer cast: tally %v, want 1", score)
+	}
+}
+
+// A member's votes are kept as one list per round in Redis: withdrawing one
+// topic leaves the others, and a topic id that is a prefix of another is
+// told apart.
+func TestMemberVoteListKeepsEachTopic(t *testing.T) {
+	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
+	ctx := context.Background()
+	if err := s.redis.Client.Set(ctx, s.builtKey("r1"), "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.tallyVote(ctx, "r1", "m1", "t1", 2, true, 1)
+	s.tallyVote(ctx, "r1", "m1", "t10", 2, true, 2)
+	s.tallyVote(ctx, "r1", "m1", "t100", 2, true, 3)
+	s.tallyVote(ctx, "r1", "m1", "t1", 2, true, 4) // already there: no double count
+	s.tallyVote(ctx, "r1", "m1", "t10", 2, false, 5)
+	votes, _ := s.redis.Client.HGet(ctx, s.votesKey("r1"), "m1").Result()
+	if votes != "t1,t100" {
+		t.Errorf("votes = %q, want t1,t100", votes)
+	}
+	want := map[string]float64{"t1": 2, "t10": 0, "t100": 2}
+	for topic, n := range want {
+		if got, _ := s.redis.Client.ZScore(ctx, s.tallyKey("r1"), topic).Result(); got != n {
+			t.Errorf("tally of %s = %v, want %v", topic, got, n)
+		}
 	}
 }

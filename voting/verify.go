@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/patronage/patronage/internal/sqldb"
 )
@@ -100,21 +101,35 @@ func (s *Service) VerifyRound(ctx context.Context, roundID string) ([]string, er
 			diffs = append(diffs, "round "+roundID+", topic "+t+": Redis "+strconv.FormatInt(got[t], 10)+", ballots "+strconv.FormatInt(want[t], 10))
 		}
 	}
-	for _, member := range sortedKeys(sets) {
-		have, err := s.redis.Client.SMembers(ctx, s.votesKey(roundID, member)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("read votes: %w", err)
+	inRedis := map[string]map[string]bool{}
+	iter := s.redis.Client.HScan(ctx, s.votesKey(roundID), 0, "", 1000).Iterator()
+	for iter.Next(ctx) {
+		member := iter.Val()
+		if !iter.Next(ctx) {
+			break
 		}
-		inRedis := map[string]bool{}
-		for _, t := range have {
-			inRedis[t] = true
+		inRedis[member] = map[string]bool{}
+		for _, t := range strings.Split(iter.Val(), ",") {
+			inRedis[member][t] = true
 		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("read votes: %w", err)
+	}
+	members := map[string]bool{}
+	for m := range sets {
+		members[m] = true
+	}
+	for m := range inRedis {
+		members[m] = true
+	}
+	for _, member := range sortedKeys(members) {
 		for _, t := range sortedKeys(sets[member]) {
-			if !inRedis[t] {
+			if !inRedis[member][t] {
 				diffs = append(diffs, "round "+roundID+", member "+member+": ballot for "+t+" missing from Redis")
 			}
 		}
-		for _, t := range sortedKeys(inRedis) {
+		for _, t := range sortedKeys(inRedis[member]) {
 			if !sets[member][t] {
 				diffs = append(diffs, "round "+roundID+", member "+member+": Redis has a vote for "+t+" with no ballot")
 			}

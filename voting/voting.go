@@ -43,6 +43,15 @@ type Service struct {
 	// round on this replica: casts hold the read side, a rebuild the write.
 	locksMu sync.Mutex
 	locks   map[string]*sync.RWMutex
+
+	roundsMu sync.Mutex
+	rounds   map[string]cachedRound
+
+	announceMu sync.Mutex
+	announcing map[string]bool // rounds announced lately → a change since
+
+	startCommitters sync.Once
+	pending         chan *cast
 }
 
 // Deps is what the Service needs.
@@ -67,7 +76,8 @@ func NewService(d Deps) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, onCovered: d.OnCovered}
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rounds: map[string]cachedRound{}, announcing: map[string]bool{},
+		pending: make(chan *cast, 4*maxBatch), onCovered: d.OnCovered}
 }
 
 func (s *Service) roundLock(roundID string) *sync.RWMutex {
@@ -79,6 +89,56 @@ func (s *Service) roundLock(roundID string) *sync.RWMutex {
 		s.locks[roundID] = l
 	}
 	return l
+}
+
+// roundCacheTTL bounds how long a replica serves a round's definition from
+// memory. A replica changing a round forgets its copy at once; others catch
+// up within this time. Nothing that must be exact rests on the copy: a
+// ballot's transaction re-reads whether the round is open and its budget.
+const roundCacheTTL = time.Second
+
+type cachedRound struct {
+	round  Round
+	topics []RoundTopic
+	until  time.Time
+}
+
+// cachedRound is a round and its topics, read at most once per
+// roundCacheTTL. Callers must not change what it returns.
+func (s *Service) cachedRound(ctx context.Context, id string) (Round, []RoundTopic, error) {
+	s.roundsMu.Lock()
+	c, ok := s.rounds[id]
+	s.roundsMu.Unlock()
+	if ok && time.Now().Before(c.until) {
+		return c.round, c.topics, nil
+	}
+	r, err := s.FindRound(ctx, id)
+	if err != nil {
+		return Round{}, nil, err
+	}
+	topics, err := s.TopicsOf(ctx, id)
+	if err != nil {
+		return Round{}, nil, err
+	}
+	s.roundsMu.Lock()
+	if len(s.rounds) > 10000 { // many rounds read once: start over rather than grow
+		clear(s.rounds)
+	}
+	s.rounds[id] = cachedRound{round: r, topics: topics, until: time.Now().Add(roundCacheTTL)}
+	s.roundsMu.Unlock()
+	return r, topics, nil
+}
+
+// CachedRound is a round and its topics as the voting pages show them, at
+// most roundCacheTTL old.
+func (s *Service) CachedRound(ctx context.Context, id string) (Round, []RoundTopic, error) {
+	return s.cachedRound(ctx, id)
+}
+
+func (s *Service) forgetRound(id string) {
+	s.roundsMu.Lock()
+	delete(s.rounds, id)
+	s.roundsMu.Unlock()
 }
 
 var (

@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	staff.PATCH("/topics/:id", s.staffUpdateTopic)
 	staff.GET("/topics/suggestions", s.staffSuggestions)
 	staff.POST("/rounds", s.staffCreateRound)
+	staff.PATCH("/rounds/:id", s.staffUpdateRound)
 	staff.POST("/rounds/:id/close", s.staffCloseRound)
 	staff.GET("/webhooks/events", s.staffWebhookEvents)
 	staff.POST("/webhooks/events/:id/retry", s.requireAdmin, s.staffRetryWebhookEvent)

@@ -101,12 +101,7 @@ func (s *Server) getRound(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	r, err := v.FindRound(ctx, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	topics, err := v.TopicsOf(ctx, r.ID)
+	r, topics, err := v.CachedRound(ctx, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -172,7 +167,11 @@ func (s *Server) castVote(c *gin.Context) {
 	}
 	body := gin.H{"votes_left": res.VotesLeft}
 	if res.Round.TalliesVisible(time.Now()) {
-		if tally, err := v.TallyOf(ctx, res.Round.ID); err == nil {
+		tally := res.Tally
+		if tally == nil {
+			tally, err = v.TallyOf(ctx, res.Round.ID)
+		}
+		if err == nil {
 			body["tally"] = tallyOf(res.Round.TopicIDs, tally)
 		}
 	}
@@ -280,6 +279,38 @@ func (s *Server) staffCreateRound(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"round": toRoundJSON(r, time.Now())})
+}
+
+type roundPatchRequest struct {
+	Title          *string    `json:"title"`
+	Description    *string    `json:"description"`
+	OpensAt        *time.Time `json:"opens_at"`
+	ClosesAt       *time.Time `json:"closes_at"`
+	VotesPerPatron *int       `json:"votes_per_patron"`
+	Weighting      *string    `json:"weighting"`
+	Results        *string    `json:"results"`
+	TopicIDs       []string   `json:"topic_ids"`
+}
+
+// staffUpdateRound edits a round: anything before it opens, only its
+// title, description and closing time once open.
+func (s *Server) staffUpdateRound(c *gin.Context) {
+	v, ok := s.votingService(c)
+	if !ok {
+		return
+	}
+	var req roundPatchRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	r, err := v.UpdateRound(c.Request.Context(), c.Param("id"), voting.RoundPatch{Title: req.Title, Description: req.Description,
+		OpensAt: req.OpensAt, ClosesAt: req.ClosesAt, VotesPerPatron: req.VotesPerPatron, Weighting: req.Weighting, Results: req.Results, TopicIDs: req.TopicIDs})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"round": toRoundJSON(r, time.Now())})
 }
 
 func (s *Server) staffCloseRound(c *gin.Context) {

@@ -238,3 +238,78 @@ func TestVotePageWithoutJavaScript(t *testing.T) {
 		t.Errorf("results page while open:\n%s", page)
 	}
 }
+
+// Staff change a round: anything before it opens (a new topic list hands
+// the old topics back), only title, description and closing time once
+// open, nothing once closed; what changed shows at once.
+func TestStaffChangeARound(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+	var topics []string
+	for i := range 4 {
+		var out struct{ Topic struct{ ID string } }
+		json.Unmarshal(postJSON(h, "/api/v1/staff/topics", fmt.Sprintf(`{"title":"Topic %d"}`, i), staff...).Body.Bytes(), &out)
+		topics = append(topics, out.Topic.ID)
+	}
+	patch := func(round, body string) *httptest.ResponseRecorder {
+		return do(h, "PATCH", "/api/v1/staff/rounds/"+round, "application/json", strings.NewReader(body), staff...)
+	}
+	soon := time.Now().Add(time.Hour).Format(time.RFC3339)
+	later := time.Now().Add(2 * time.Hour).Format(time.RFC3339)
+	var created struct{ Round struct{ ID string } }
+	rec := postJSON(h, "/api/v1/staff/rounds", fmt.Sprintf(`{"title":"Planned","opens_at":%q,"closes_at":%q,"topic_ids":[%q,%q]}`, soon, later, topics[0], topics[1]), staff...)
+	if json.Unmarshal(rec.Body.Bytes(), &created) != nil || rec.Code != http.StatusCreated {
+		t.Fatalf("create round = %d %s", rec.Code, rec.Body)
+	}
+	round := created.Round.ID
+
+	if rec := patch(round, fmt.Sprintf(`{"topic_ids":[%q,%q],"votes_per_patron":1,"results":"sealed"}`, topics[2], topics[3])); rec.Code != http.StatusOK {
+		t.Fatalf("change a planned round = %d %s", rec.Code, rec.Body)
+	}
+	// The first two topics are proposed again: another round may take them.
+	rec = postJSON(h, "/api/v1/staff/rounds", fmt.Sprintf(`{"title":"Other","opens_at":%q,"closes_at":%q,"topic_ids":[%q,%q]}`, soon, later, topics[0], topics[1]), staff...)
+	if rec.Code != http.StatusCreated {
+		t.Errorf("a round on the handed-back topics = %d %s, want 201", rec.Code, rec.Body)
+	}
+	rec = patch(round, `{"votes_per_patron":0,"weighting":"loudest"}`)
+	if e := decodeError(t, rec); rec.Code != http.StatusUnprocessableEntity || e.Fields["votes_per_patron"] == "" || e.Fields["weighting"] == "" {
+		t.Errorf("invalid change = %d %+v, want 422 naming votes_per_patron and weighting", rec.Code, e)
+	}
+
+	// Open it now: its terms are fixed, its title and closing time are not.
+	if rec := patch(round, fmt.Sprintf(`{"opens_at":%q}`, time.Now().Add(-time.Minute).Format(time.RFC3339))); rec.Code != http.StatusOK {
+		t.Fatalf("open the round = %d %s", rec.Code, rec.Body)
+	}
+	if rec := patch(round, fmt.Sprintf(`{"topic_ids":[%q,%q]}`, topics[0], topics[2])); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "round_started" {
+		t.Errorf("change an open round's topics = %d %s, want 409 round_started", rec.Code, rec.Body)
+	}
+	if rec := patch(round, fmt.Sprintf(`{"closes_at":%q}`, time.Now().Add(-time.Minute).Format(time.RFC3339))); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("a closing time in the past = %d, want 422", rec.Code)
+	}
+	if rec := patch(round, `{"title":"Renamed","description":"Now with a description"}`); rec.Code != http.StatusOK {
+		t.Fatalf("rename an open round = %d %s", rec.Code, rec.Body)
+	}
+	var got struct {
+		Round struct {
+			Title, Results string
+			Open           bool
+			VotesPerPatron int `json:"votes_per_patron"`
+		}
+	}
+	json.Unmarshal(do(h, "GET", "/api/v1/rounds/"+round, "", nil).Body.Bytes(), &got)
+	if got.Round.Title != "Renamed" || !got.Round.Open || got.Round.VotesPerPatron != 1 || got.Round.Results != "sealed" {
+		t.Errorf("round after changes = %+v", got.Round)
+	}
+
+	if rec := postJSON(h, "/api/v1/staff/rounds/"+round+"/close", "", staff...); rec.Code != http.StatusOK {
+		t.Fatalf("close = %d %s", rec.Code, rec.Body)
+	}
+	if rec := patch(round, `{"title":"After"}`); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "round_closed" {
+		t.Errorf("change a closed round = %d %s, want 409 round_closed", rec.Code, rec.Body)
+	}
+	if rec := patch("rnd_missing", `{"title":"x"}`); rec.Code != http.StatusNotFound {
+		t.Errorf("change an unknown round = %d, want 404", rec.Code)
+	}
+}

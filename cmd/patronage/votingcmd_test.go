@@ -56,10 +56,10 @@ func TestVotingVerifyAndRebuild(t *testing.T) {
 		t.Fatalf("verify of a healthy round: exit %d %s", code, out)
 	}
 	// Redis loses a vote set and a count.
-	if err := rdb.Client.Del(ctx, rdb.Key("round", "{"+r.ID+"}", "member", "mem_2")).Err(); err != nil {
+	if err := rdb.Client.HDel(ctx, rdb.Key("tally", "{"+r.ID+"}", "votes"), "mem_2").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Client.ZIncrBy(ctx, rdb.Key("round", "{"+r.ID+"}", "tally"), -1, topics[0]).Err(); err != nil {
+	if err := rdb.Client.ZIncrBy(ctx, rdb.Key("tally", "{"+r.ID+"}", "counts"), -1, topics[0]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	out, _, code := runCommand(t, env, "voting", "verify")

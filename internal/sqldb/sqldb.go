@@ -151,6 +151,7 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // Queryer is a *sql.DB or a *sql.Tx.
 type Queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // QueryStrings runs a query of one text column and returns its values.
