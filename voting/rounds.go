@@ -459,3 +459,52 @@ func isWebURL(raw string) bool {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
+
+// TopicsWithStatus lists topics in any of the given states, oldest first,
+// at most 500.
+func (s *Service) TopicsWithStatus(ctx context.Context, statuses ...string) ([]Topic, error) {
+	var q strings.Builder
+	args := make([]any, 0, len(statuses))
+	q.WriteString(`SELECT id, title, summary, status FROM topics WHERE status IN (`)
+	for i, st := range statuses {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+		args = append(args, st)
+	}
+	q.WriteString(`) ORDER BY created_at, id LIMIT 500`)
+	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	defer rows.Close()
+	out := []Topic{}
+	for rows.Next() {
+		var t Topic
+		if err := rows.Scan(&t.ID, &t.Title, &t.Summary, &t.Status); err != nil {
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// StaffRounds lists the rounds staff run: every round not yet closed,
+// planned ones included, and those closed recently; latest opening first.
+func (s *Service) StaffRounds(ctx context.Context) ([]Round, error) {
+	idList, err := sqldb.QueryStrings(ctx, s.db, `SELECT id FROM rounds WHERE closed_at IS NULL OR closed_at > $1 ORDER BY opens_at DESC, id LIMIT 100`,
+		s.now().Add(-RecentlyClosed))
+	if err != nil {
+		return nil, fmt.Errorf("list rounds: %w", err)
+	}
+	out := make([]Round, 0, len(idList))
+	for _, id := range idList {
+		r, err := s.FindRound(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -35,6 +36,9 @@ type pageData struct {
 	Email       string
 	Join        *joinData
 	Vote        *voteData
+	Staff       *staffVotingData
+	Form        map[string]string // what a form held, shown again with its errors
+	Fields      map[string]string // which fields were wrong, and why
 	Next        string
 	Message     string
 	Error       string
@@ -133,9 +137,15 @@ func (s *Server) signInForm(c *gin.Context) {
 // pageMember is the signed-in member for a page; otherwise it has already
 // sent the reader to sign in (or shown the error) and reports false.
 func (s *Server) pageMember(c *gin.Context) (members.Member, bool) {
+	return s.pageMemberFor(c, "/account")
+}
+
+// pageMemberFor is pageMember sending a signed-out reader back to next
+// (a path of ours) after signing in.
+func (s *Server) pageMemberFor(c *gin.Context, next string) (members.Member, bool) {
 	m, err := s.currentMember(c)
 	if errs.Is(err, errs.Unauthenticated) {
-		c.Redirect(http.StatusSeeOther, "/signin?next=/account")
+		c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(next))
 		return m, false
 	}
 	if err != nil {

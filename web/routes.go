@@ -38,6 +38,12 @@ func (s *Server) routes() {
 	e.GET("/vote", s.votePage)
 	e.POST("/vote/:id", s.voteForm)
 	e.GET("/vote/results/:id", s.voteResultsPage)
+	e.GET("/topics/suggest", s.suggestPage)
+	e.POST("/topics/suggest", s.suggestForm)
+	e.GET("/staff/voting", s.staffVotingPage)
+	e.POST("/staff/voting", s.staffVotingForm)
+	e.GET("/staff/suggestions", s.staffSuggestionsPage)
+	e.POST("/staff/suggestions/:id", s.staffSuggestionForm)
 	e.GET("/custom.css", s.customCSSFile)
 	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 
