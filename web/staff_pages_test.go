@@ -23,7 +23,7 @@ func postForm(h http.Handler, path string, form url.Values, headers ...string) *
 func TestSuggestingAndModeratingOnPages(t *testing.T) {
 	ts := newFullTestServer(t)
 	h := ts.Handler()
-	if rec := do(h, "GET", "/topics/suggest", "", nil); rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "next=%2Ftopics%2Fsuggest") {
+	if rec := do(h, "GET", "/topics/suggest", "", nil); rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "next=/topics/suggest") {
 		t.Errorf("signed-out suggest page = %d to %q, want 303 to sign in and back", rec.Code, rec.Header().Get("Location"))
 	}
 	patron := signUpAndSignIn(t, ts, "suggester@example.org")
