@@ -56,3 +56,40 @@ func TestMemberVoteListKeepsEachTopic(t *testing.T) {
 		}
 	}
 }
+
+// However many clients watch a round, a replica holds one Redis
+// subscription for it, and every listener hears each event.
+func TestListenersShareOneSubscription(t *testing.T) {
+	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var chans []<-chan string
+	for range 3 {
+		ch, err := s.Listen(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	subs, err := s.redis.Client.PubSubNumSub(ctx, s.eventsChannel("r1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := subs[s.eventsChannel("r1")]; n != 1 {
+		t.Errorf("subscriptions for a round watched 3 times = %d, want 1", n)
+	}
+	s.announce(ctx, "r1", EventClosed)
+	for i, ch := range chans {
+		if ev := <-ch; ev != EventClosed {
+			t.Errorf("listener %d heard %q, want %q", i, ev, EventClosed)
+		}
+	}
+	cancel()
+	for _, ch := range chans {
+		for range ch { // closed once the listener has left
+		}
+	}
+	subs, _ = s.redis.Client.PubSubNumSub(context.Background(), s.eventsChannel("r1")).Result()
+	if n := subs[s.eventsChannel("r1")]; n != 0 {
+		t.Errorf("subscriptions after every listener left = %d, want 0", n)
+	}
+}

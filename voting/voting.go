@@ -50,6 +50,8 @@ type Service struct {
 	announceMu sync.Mutex
 	announcing map[string]bool // rounds announced lately → a change since
 
+	listeners listeners
+
 	startCommitters sync.Once
 	pending         chan *cast
 }
