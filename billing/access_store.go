@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/patronage/patronage/internal/mail"
@@ -44,6 +46,47 @@ func (s *Service) AccessOf(ctx context.Context, memberID string) (members.Access
 		return members.Access{}, err
 	}
 	return members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}, nil
+}
+
+// AccessShared reads the stored access of members inside the caller's
+// transaction and holds their rows until it ends (FOR SHARE): a change of
+// their access waits for that transaction, and the transaction sees any
+// change committed before it read. Voting stores ballots this way, so a
+// member losing access cannot slip a ballot past the withdrawal that
+// follows. A member with no row has no access.
+func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]members.Access, error) {
+	out := make(map[string]members.Access, len(memberIDs))
+	if len(memberIDs) == 0 {
+		return out, nil
+	}
+	sorted := slices.Sorted(slices.Values(memberIDs))
+	var q strings.Builder
+	args := make([]any, 0, len(sorted))
+	q.WriteString(`SELECT member_id, active, source, tier_slug, until_at FROM member_access WHERE member_id IN (`)
+	for i, id := range sorted {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+		args = append(args, id)
+	}
+	q.WriteString(`) ORDER BY member_id` + s.db.Dialect.ForShare())
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read access: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var a members.Access
+		var until sql.NullTime
+		if err := rows.Scan(&id, &a.Active, &a.Source, &a.Tier, &until); err != nil {
+			return nil, fmt.Errorf("read access: %w", err)
+		}
+		a.Until = timePtr(until)
+		out[id] = a
+	}
+	return out, rows.Err()
 }
 
 func storedAccess(ctx context.Context, q querier, memberID string) (Access, bool, error) {

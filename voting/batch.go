@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +27,6 @@ const (
 // cast is one vote waiting to be stored, and where its outcome goes.
 type cast struct {
 	round, member, topic string
-	weight               int // the voter's tier weight; a round weighted equally counts 1
 	done                 chan castOutcome
 }
 
@@ -53,19 +53,12 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 	if !r.has(topicID) {
 		return CastResult{}, errTopicNotFound
 	}
-	v, err := s.eligible.Voter(ctx, memberID)
-	if err != nil {
-		return CastResult{}, err
-	}
-	if !v.Active {
-		return CastResult{}, errPatronRequired
-	}
 	s.startCommitters.Do(func() {
 		for range committers {
 			go s.commitLoop()
 		}
 	})
-	c := &cast{round: roundID, member: memberID, topic: topicID, weight: max(v.Weight, 1), done: make(chan castOutcome, 1)}
+	c := &cast{round: roundID, member: memberID, topic: topicID, done: make(chan castOutcome, 1)}
 	select {
 	case s.pending <- c:
 	case <-ctx.Done():
@@ -146,28 +139,22 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 		clear(versions)
 		clear(weights)
 		now := s.now()
-		budgets := map[string]int{}
+		budgets, weighting := map[string]int{}, map[string]string{}
 		for _, id := range rounds {
 			var open bool
 			var budget int
-			var weighting string
+			var w string
 			err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND closes_at > $2, votes_per_patron, weighting FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(),
-				id, now).Scan(&open, &budget, &weighting)
+				id, now).Scan(&open, &budget, &w)
 			if err != nil && err != sql.ErrNoRows {
 				return fmt.Errorf("check round: %w", err)
 			}
 			for _, c := range batch {
-				switch {
-				case c.round != id:
-				case !open:
+				if c.round == id && !open {
 					out[c] = castOutcome{err: errRoundClosed}
-				case weighting == "tier":
-					weights[c] = c.weight
-				default:
-					weights[c] = 1
 				}
 			}
-			budgets[id] = budget
+			budgets[id], weighting[id] = budget, w
 		}
 		counts := map[[2]string]voterCount{}
 		for _, id := range rounds {
@@ -183,6 +170,31 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 			}
 			for m, c := range rows {
 				counts[[2]string{id, m}] = c
+			}
+		}
+		// Who may vote, read with the count rows held: see Eligibility.
+		var voterIDs []string
+		for _, c := range batch {
+			if _, decided := out[c]; !decided {
+				voterIDs = append(voterIDs, c.member)
+			}
+		}
+		voters, err := s.eligible.Voters(ctx, tx, slices.Compact(slices.Sorted(slices.Values(voterIDs))))
+		if err != nil {
+			return fmt.Errorf("check voters: %w", err)
+		}
+		for _, c := range batch {
+			if _, decided := out[c]; decided {
+				continue
+			}
+			v := voters[c.member]
+			switch {
+			case !v.Active:
+				out[c] = castOutcome{err: errPatronRequired}
+			case weighting[c.round] == "tier":
+				weights[c] = max(v.Weight, 1)
+			default:
+				weights[c] = 1
 			}
 		}
 		fresh, err := s.insertBallots(ctx, tx, batch, out, weights, now)

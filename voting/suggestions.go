@@ -44,21 +44,21 @@ func (s *Service) SuggestTopic(ctx context.Context, memberID, title, summary str
 	if len(fields) > 0 {
 		return Suggestion{}, errs.InvalidFields(fields)
 	}
-	v, err := s.eligible.Voter(ctx, memberID)
-	if err != nil {
-		return Suggestion{}, err
-	}
-	if !v.Active {
-		return Suggestion{}, errPatronRequired
-	}
 	now := s.now()
 	sg := Suggestion{ID: ids.New("top"), Title: title, Summary: summary, Status: "suggested", CreatedAt: now, SuggestedBy: memberID}
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// The member's row serialises their suggestions, so three at once
 		// cannot become four.
 		var id string
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM members WHERE id = $1`+s.db.Dialect.ForUpdate(), memberID).Scan(&id); err != nil {
 			return fmt.Errorf("lock member: %w", err)
+		}
+		voters, err := s.eligible.Voters(ctx, tx, []string{memberID})
+		if err != nil {
+			return fmt.Errorf("check access: %w", err)
+		}
+		if !voters[memberID].Active {
+			return errPatronRequired
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT created_at FROM topics WHERE suggested_by = $1 AND created_at > $2 ORDER BY created_at`,
 			memberID, now.Add(-SuggestionWindow))

@@ -8,6 +8,7 @@ package voting
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,10 +24,13 @@ type Voter struct {
 	Weight int  // their tier's vote_weight (≥ 1), used by tier-weighted rounds
 }
 
-// Eligibility says whether a member may vote now and what their ballot
-// weighs. Billing satisfies it.
+// Eligibility says which members may vote now and what their ballots
+// weigh (cmd wires it to billing). It reads inside the transaction storing
+// their ballots and holds what it read until that commits, so a change of
+// access waits for ballots being stored, and the withdrawal that follows a
+// lost access finds them. A member it does not list may not vote.
 type Eligibility interface {
-	Voter(ctx context.Context, memberID string) (Voter, error)
+	Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]Voter, error)
 }
 
 // Service is the voting domain.

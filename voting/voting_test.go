@@ -2,8 +2,10 @@ package voting_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,11 +16,29 @@ import (
 	"github.com/patronage/patronage/voting"
 )
 
-// voters is an Eligibility with fixed answers.
-type voters map[string]voting.Voter
+// voters is an Eligibility with fixed answers, changed by tests while
+// votes are cast.
+type voters struct {
+	mu *sync.Mutex
+	m  map[string]voting.Voter
+}
 
-func (v voters) Voter(_ context.Context, memberID string) (voting.Voter, error) {
-	return v[memberID], nil
+func newVoters(m map[string]voting.Voter) voters { return voters{mu: &sync.Mutex{}, m: m} }
+
+func (v voters) set(id string, to voting.Voter) {
+	v.mu.Lock()
+	v.m[id] = to
+	v.mu.Unlock()
+}
+
+func (v voters) Voters(_ context.Context, _ *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]voting.Voter{}
+	for _, id := range memberIDs {
+		out[id] = v.m[id]
+	}
+	return out, nil
 }
 
 type fixture struct {
@@ -31,13 +51,23 @@ type fixture struct {
 
 // each runs fn on every database with the real Redis when there is one.
 func each(t *testing.T, weighting string, fn func(t *testing.T, f fixture)) {
+	eachWith(t, weighting, nil, fn)
+}
+
+// eachWith is each with an Eligibility made for the database (nil: the
+// fixture's voters).
+func eachWith(t *testing.T, weighting string, eligibility func(db *sqldb.DB) voting.Eligibility, fn func(t *testing.T, f fixture)) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		rdb := testenv.EmbeddedRedis(t)
 		if testenv.RedisURL(t) != "" {
 			rdb = testenv.RealRedis(t)
 		}
-		v := voters{}
-		svc := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: v, Logger: testenv.Logger()})
+		v := newVoters(map[string]voting.Voter{})
+		var e voting.Eligibility = v
+		if eligibility != nil {
+			e = eligibility(db)
+		}
+		svc := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: e, Logger: testenv.Logger()})
 		ctx := context.Background()
 		var topics []string
 		for i := range 10 {
@@ -92,7 +122,7 @@ func (f fixture) wantTallyMatchesBallots(t *testing.T) voting.Tally {
 // exactly 3 ballots and a tally of exactly 3.
 func TestTheBudgetHoldsUnderConcurrency(t *testing.T) {
 	each(t, "equal", func(t *testing.T, f fixture) {
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
 		var wg sync.WaitGroup
 		codes := make(chan string, 50)
 		for i := range 50 {
@@ -138,7 +168,7 @@ func TestTheBudgetHoldsUnderConcurrency(t *testing.T) {
 func TestCastRepeatWithdrawAndRefusals(t *testing.T) {
 	each(t, "equal", func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
 		topic := f.round.TopicIDs[0]
 		res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", topic)
 		if err != nil || res.Repeated || res.VotesLeft != 2 {
@@ -201,8 +231,8 @@ func mustTopic(t *testing.T, svc *voting.Service) string {
 func TestTalliesAreRebuiltWhenRedisLosesThem(t *testing.T) {
 	each(t, "tier", func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 3}
-		f.voters["mem_b"] = voting.Voter{Active: true, Weight: 1}
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 3})
+		f.voters.set("mem_b", voting.Voter{Active: true, Weight: 1})
 		for _, m := range []string{"mem_a", "mem_b"} {
 			if _, err := f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[0]); err != nil {
 				t.Fatal(err)
@@ -240,8 +270,8 @@ func TestTalliesAreRebuiltWhenRedisLosesThem(t *testing.T) {
 func TestLosingAccessWithdrawsVotes(t *testing.T) {
 	each(t, "equal", func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
-		f.voters["mem_b"] = voting.Voter{Active: true, Weight: 1}
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
+		f.voters.set("mem_b", voting.Voter{Active: true, Weight: 1})
 		for _, m := range []string{"mem_a", "mem_b"} {
 			for _, topic := range f.round.TopicIDs[:2] {
 				if _, err := f.svc.CastVote(ctx, f.round.ID, m, topic); err != nil {
@@ -249,7 +279,7 @@ func TestLosingAccessWithdrawsVotes(t *testing.T) {
 				}
 			}
 		}
-		f.voters["mem_a"] = voting.Voter{}
+		f.voters.set("mem_a", voting.Voter{})
 		n, err := f.svc.WithdrawMemberVotes(ctx, "mem_a")
 		if err != nil || n != 2 {
 			t.Fatalf("withdrew %d, %v; want 2", n, err)
@@ -261,7 +291,7 @@ func TestLosingAccessWithdrawsVotes(t *testing.T) {
 		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); errs.From(err).Code != "patron_required" {
 			t.Errorf("cast without access = %v, want patron_required", err)
 		}
-		f.voters["mem_a"] = voting.Voter{Active: true, Weight: 1}
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
 		if res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); err != nil || res.VotesLeft != 2 {
 			t.Errorf("cast with access again = %+v, %v; want a full budget less one", res, err)
 		}
@@ -274,7 +304,7 @@ func TestClosingARoundFixesItsResults(t *testing.T) {
 	each(t, "equal", func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		for i, m := range []string{"mem_a", "mem_b", "mem_c"} {
-			f.voters[m] = voting.Voter{Active: true, Weight: 1}
+			f.voters.set(m, voting.Voter{Active: true, Weight: 1})
 			if _, err := f.svc.CastVote(ctx, f.round.ID, m, f.round.TopicIDs[0]); err != nil {
 				t.Fatal(err)
 			}
@@ -311,7 +341,7 @@ func TestARoundClosingWhileVotesArrive(t *testing.T) {
 	each(t, "equal", func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		for i := range 40 {
-			f.voters[fmt.Sprintf("mem_%02d", i)] = voting.Voter{Active: true, Weight: 1}
+			f.voters.set(fmt.Sprintf("mem_%02d", i), voting.Voter{Active: true, Weight: 1})
 		}
 		var wg sync.WaitGroup
 		for i := range 40 {
@@ -355,7 +385,7 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 			voters     []string
 		}
 		var calls []call
-		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: voters{"mem_a": {Active: true, Weight: 1}, "mem_b": {Active: true, Weight: 1}},
+		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: newVoters(map[string]voting.Voter{"mem_a": {Active: true, Weight: 1}, "mem_b": {Active: true, Weight: 1}}),
 			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) {
 				calls = append(calls, call{tp.ID, url, ids})
 			}})
@@ -404,7 +434,7 @@ func TestSuggestionLimitHoldsUnderConcurrency(t *testing.T) {
 		if _, err := db.Exec(`INSERT INTO members (id, email, role, created_at, updated_at) VALUES ('mem_s', 's@example.org', 'patron', $1, $1)`, now); err != nil {
 			t.Fatal(err)
 		}
-		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: voters{"mem_s": {Active: true, Weight: 1}}})
+		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: newVoters(map[string]voting.Voter{"mem_s": {Active: true, Weight: 1}})})
 		var wg sync.WaitGroup
 		for i := range 6 {
 			wg.Add(1)
@@ -419,4 +449,138 @@ func TestSuggestionLimitHoldsUnderConcurrency(t *testing.T) {
 			t.Errorf("stored %d suggestions (%v), want 3", n, err)
 		}
 	})
+}
+
+// The whole round under stress: 1,200 patrons cast and withdraw at once
+// from 16 workers; a third of the way in Redis loses everything of ours
+// (keys and scripts); halfway 100 patrons lose access; three quarters in
+// the round closes while votes keep arriving. Afterwards the tally equals
+// the ballots (and the final totals equal them too), every patron's count
+// equals their ballots, no budget is exceeded, and nobody who lost access
+// has a ballot left.
+func TestRoundUnderStress(t *testing.T) {
+	eachWith(t, "tier", func(db *sqldb.DB) voting.Eligibility { return tableVoters{db} }, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		const patrons, attempts = 1200, 4
+		if _, err := f.db.Exec(`CREATE TABLE stress_access (member_id TEXT PRIMARY KEY, active BOOLEAN NOT NULL, weight INTEGER NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		for i := range patrons {
+			if _, err := f.db.Exec(`INSERT INTO stress_access VALUES ($1, $2, $3)`, fmt.Sprintf("mem_%04d", i), true, 1+i%3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total := patrons * attempts
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		lossDone := make(chan struct{})
+		milestone := func(n int64) {
+			switch n {
+			case int64(total / 3):
+				if err := f.redis.DeleteByPrefix(ctx); err != nil {
+					t.Error(err)
+				}
+				f.redis.Client.ScriptFlush(ctx)
+			case int64(total / 2):
+				for i := 0; i < patrons; i += patrons / 100 {
+					// As billing does: the access change commits, then the
+					// member's votes are withdrawn.
+					id := fmt.Sprintf("mem_%04d", i)
+					if _, err := f.db.Exec(`UPDATE stress_access SET active = $2 WHERE member_id = $1`, id, false); err != nil {
+						t.Error(err)
+					}
+					if _, err := f.svc.WithdrawMemberVotes(ctx, id); err != nil {
+						t.Error(err)
+					}
+				}
+				close(lossDone)
+			case int64(total * 3 / 4):
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-lossDone // a closed round's ballots are final, lost access or not
+					<-lossDone // a closed round's ballots are final, lost access or not
+					if _, err := f.svc.CloseRound(ctx, f.round.ID); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+		}
+		work := make(chan int)
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range work {
+					member := fmt.Sprintf("mem_%04d", p)
+					for a := range attempts {
+						topic := f.round.TopicIDs[(p*7+a*3)%len(f.round.TopicIDs)]
+						var err error
+						if a == 3 && p%5 == 0 {
+							err = f.svc.WithdrawVote(ctx, f.round.ID, member, topic)
+						} else {
+							_, err = f.svc.CastVote(ctx, f.round.ID, member, topic)
+						}
+						if e := errs.From(err); err != nil && e.Kind != errs.Conflict && e.Kind != errs.Forbidden && e.Kind != errs.NotFound {
+							t.Errorf("%s: %v", member, err)
+						}
+						milestone(done.Add(1))
+					}
+				}
+			}()
+		}
+		for p := range patrons {
+			work <- p
+		}
+		close(work)
+		wg.Wait()
+
+		f.wantTallyMatchesBallots(t)
+		if diffs, err := f.svc.VerifyRound(ctx, f.round.ID); err != nil || len(diffs) > 0 {
+			t.Errorf("verify: %v %v", err, diffs)
+		}
+		res, err := f.svc.ResultsOf(ctx, f.round.ID)
+		if err != nil || !res.Closed {
+			t.Fatalf("results: %+v %v", res, err)
+		}
+		ballots := f.ballotsTally(t)
+		for _, r := range res.Topics {
+			if r.Total != ballots[r.TopicID] {
+				t.Errorf("final total of %s = %d, ballots %d", r.TopicID, r.Total, ballots[r.TopicID])
+			}
+		}
+		var over, mismatched, lost int
+		if err := f.db.QueryRow(`SELECT COUNT(*) FROM (SELECT member_id FROM ballots WHERE round_id = $1 GROUP BY member_id HAVING COUNT(*) > 3) x`, f.round.ID).Scan(&over); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.QueryRow(`SELECT COUNT(*) FROM round_voters v WHERE v.round_id = $1 AND v.used <> (SELECT COUNT(*) FROM ballots b WHERE b.round_id = v.round_id AND b.member_id = v.member_id)`, f.round.ID).Scan(&mismatched); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.QueryRow(`SELECT COUNT(*) FROM ballots WHERE round_id = $1 AND member_id IN (SELECT member_id FROM round_voters WHERE round_id = $1) AND CAST(SUBSTR(member_id, 5) AS INTEGER) % 12 = 0`, f.round.ID).Scan(&lost); err != nil {
+			t.Fatal(err)
+		}
+		if over > 0 || mismatched > 0 || lost > 0 {
+			t.Errorf("patrons over budget %d, counts unlike their ballots %d, ballots of patrons who lost access %d; want none", over, mismatched, lost)
+		}
+		if len(ballots) == 0 {
+			t.Error("no ballots at all: the scenario did not run")
+		}
+	})
+}
+
+// tableVoters reads who may vote from a table, holding the rows it read
+// until the ballots' transaction ends, as billing's access does.
+type tableVoters struct{ db *sqldb.DB }
+
+func (v tableVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+	out := map[string]voting.Voter{}
+	for _, id := range memberIDs {
+		var vr voting.Voter
+		err := tx.QueryRowContext(ctx, `SELECT active, weight FROM stress_access WHERE member_id = $1`+v.db.Dialect.ForShare(), id).Scan(&vr.Active, &vr.Weight)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, err
+		}
+		out[id] = vr
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -106,9 +107,13 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 // real one, with tier weights).
 type accessVoters struct{ billing *billing.Service }
 
-func (a accessVoters) Voter(ctx context.Context, memberID string) (voting.Voter, error) {
-	acc, err := a.billing.AccessOf(ctx, memberID)
-	return voting.Voter{Active: acc.Active, Weight: 1}, err
+func (a accessVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+	access, err := a.billing.AccessShared(ctx, tx, memberIDs)
+	out := map[string]voting.Voter{}
+	for id, acc := range access {
+		out[id] = voting.Voter{Active: acc.Active, Weight: 1}
+	}
+	return out, err
 }
 
 // outbox is a mail.Sender that hands each message to the test.

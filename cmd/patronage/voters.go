@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"time"
 
@@ -17,12 +18,18 @@ type voters struct{ billing *billing.Service }
 
 var _ voting.Eligibility = voters{}
 
-func (v voters) Voter(ctx context.Context, memberID string) (voting.Voter, error) {
-	a, err := v.billing.AccessOf(ctx, memberID)
-	if err != nil || !a.Active {
-		return voting.Voter{}, err
+func (v voters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+	access, err := v.billing.AccessShared(ctx, tx, memberIDs)
+	if err != nil {
+		return nil, err
 	}
-	return voting.Voter{Active: true, Weight: v.billing.VoteWeight(ctx, a.Tier)}, nil
+	out := make(map[string]voting.Voter, len(access))
+	for id, a := range access {
+		if a.Active {
+			out[id] = voting.Voter{Active: true, Weight: v.billing.VoteWeight(ctx, a.Tier)}
+		}
+	}
+	return out, nil
 }
 
 // withdrawOnLostAccess takes back the votes in open rounds of every member

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,8 +15,12 @@ import (
 
 type everyoneVotes struct{}
 
-func (everyoneVotes) Voter(context.Context, string) (voting.Voter, error) {
-	return voting.Voter{Active: true, Weight: 1}, nil
+func (everyoneVotes) Voters(_ context.Context, _ *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+	out := map[string]voting.Voter{}
+	for _, id := range memberIDs {
+		out[id] = voting.Voter{Active: true, Weight: 1}
+	}
+	return out, nil
 }
 
 // verify finds what Redis lost, rebuild restores it from the ballots, and
