@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -143,6 +145,7 @@ func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID stri
 		want = "1"
 	}
 	n, err := applyVote.Run(ctx, s.redis.Client, s.tallyKeys(roundID), memberID, topicID, weight, want, version).Int()
+	s.tallies.forget(roundID)
 	if err == nil && n >= 0 {
 		s.tallyChanged(roundID)
 		return
@@ -154,6 +157,7 @@ func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID stri
 // it missing (nil). Rebuilding takes the round's write lock, which the
 // caller's read lock holds off: it runs once the caller has let go.
 func (s *Service) rebuildLater(ctx context.Context, roundID string, err error) {
+	s.tallies.forget(roundID)
 	if err != nil {
 		s.logger.WarnContext(ctx, "tally not updated; rebuilding it from the ballots", "round_id", roundID, "err", err)
 	}
@@ -169,25 +173,80 @@ type Tally map[string]int64
 
 // TallyOf reads a round's live tally from Redis, rebuilding it from the
 // ballots first if Redis has lost it. It never aggregates ballots otherwise.
+//
+// A replica keeps what it last read or wrote of each tally for
+// tallyCacheTTL: a page read a thousand times a second asks Redis ten times.
+// Votes stored on this replica refresh its copy at once; another replica's
+// show within tallyCacheTTL. Callers must not change the Tally returned.
 func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
-	built, err := s.redis.Client.Exists(ctx, s.builtKey(roundID)).Result()
+	if t, ok := s.tallies.get(roundID); ok {
+		return t, nil
+	}
+	var built *redis.IntCmd
+	var zs *redis.ZSliceCmd
+	_, err := s.redis.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		built = p.Exists(ctx, s.builtKey(roundID))
+		zs = p.ZRangeWithScores(ctx, s.tallyKey(roundID), 0, -1)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read tally: %w", err)
 	}
-	if built == 0 {
+	if built.Val() == 0 {
 		return s.RebuildTally(ctx, roundID)
 	}
-	zs, err := s.redis.Client.ZRangeWithScores(ctx, s.tallyKey(roundID), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read tally: %w", err)
-	}
+	t := tallyFrom(zs.Val())
+	s.tallies.put(roundID, t)
+	return t, nil
+}
+
+func tallyFrom(zs []redis.Z) Tally {
 	t := Tally{}
 	for _, z := range zs {
 		if z.Score != 0 {
 			t[z.Member.(string)] = int64(z.Score)
 		}
 	}
-	return t, nil
+	return t
+}
+
+// tallyCacheTTL bounds how old a tally a replica shows when another
+// replica stored the latest votes.
+const tallyCacheTTL = 100 * time.Millisecond
+
+type tallyCache struct {
+	mu sync.Mutex
+	m  map[string]cachedTally
+}
+
+type cachedTally struct {
+	t     Tally
+	until time.Time
+}
+
+func (c *tallyCache) get(roundID string) (Tally, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[roundID]
+	if !ok || time.Now().After(e.until) {
+		return nil, false
+	}
+	return e.t, true
+}
+
+func (c *tallyCache) put(roundID string, t Tally) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 10000 {
+		c.m = map[string]cachedTally{}
+	}
+	c.m[roundID] = cachedTally{t: t, until: time.Now().Add(tallyCacheTTL)}
+}
+
+func (c *tallyCache) forget(roundID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, roundID)
 }
 
 // rebuildChunk is how many Redis commands a rebuild sends per round trip.
@@ -279,7 +338,7 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 		return nil, fmt.Errorf("write votes: %w", err)
 	}
 	pipe := s.redis.Client.TxPipeline()
-	pipe.Del(ctx, s.tallyKey(roundID), s.votesKey(roundID), s.versionsKey(roundID))
+	pipe.Unlink(ctx, s.tallyKey(roundID), s.votesKey(roundID), s.versionsKey(roundID)) // freed in the background
 	for topic, n := range t {
 		pipe.ZAdd(ctx, s.tallyKey(roundID), redis.Z{Score: float64(n), Member: topic})
 	}
@@ -296,6 +355,7 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
 	}
+	s.tallies.put(roundID, t)
 	s.tallyChanged(roundID)
 	return t, nil
 }

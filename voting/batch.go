@@ -375,14 +375,11 @@ func (s *Service) applyBatch(ctx context.Context, batch []*cast, weights map[*ca
 		}
 		zs, err := z.Result()
 		if err != nil {
+			s.tallies.forget(round)
 			continue // the answer goes without a tally
 		}
-		t := Tally{}
-		for _, e := range zs {
-			if e.Score != 0 {
-				t[e.Member.(string)] = int64(e.Score)
-			}
-		}
+		t := tallyFrom(zs)
+		s.tallies.put(round, t)
 		for _, c := range batch {
 			if o := out[c]; c.round == round && o.err == nil {
 				o.tally = t

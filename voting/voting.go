@@ -55,6 +55,7 @@ type Service struct {
 	announcing map[string]bool // rounds announced lately → a change since
 
 	listeners listeners
+	tallies   tallyCache
 
 	startCommitters sync.Once
 	pending         chan *cast
