@@ -1,8 +1,9 @@
 package members
 
 import (
-	"sync"
 	"time"
+
+	"github.com/patronage/patronage/internal/ttlcache"
 )
 
 // memberCacheTTL bounds how long another replica may serve a member's
@@ -11,50 +12,26 @@ import (
 // of a signed-in reader, so most reads are the same few members again.
 const memberCacheTTL = time.Second
 
-const memberCacheMax = 50_000
+// sessionCacheTTL is how long a replica takes a session it has just read
+// as still valid without asking Redis: a patron casting three votes in a
+// row slides their session once. A sign-out on this replica counts at once,
+// on another within this time.
+const sessionCacheTTL = time.Second
 
-type cachedMember struct {
-	m  Member
-	at time.Time
+const cacheMax = 50_000
+
+func newMemberCache() *ttlcache.Cache[string, Member] {
+	return ttlcache.New[string, Member](memberCacheTTL, cacheMax)
 }
 
-// memberCache keeps recently read members in memory for memberCacheTTL.
-type memberCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedMember
+// readSession is a session as read from Redis, at a time on the service's
+// clock (which tests move).
+type readSession struct {
+	memberID string
+	at       time.Time
 }
 
-func newMemberCache() *memberCache { return &memberCache{entries: map[string]cachedMember{}} }
-
-func (c *memberCache) get(id string) (Member, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[id]
-	if !ok || time.Since(e.at) > memberCacheTTL {
-		return Member{}, false
-	}
-	return e.m, true
-}
-
-func (c *memberCache) put(m Member) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= memberCacheMax {
-		// Full: drop expired entries, or everything if none has expired.
-		for id, e := range c.entries {
-			if time.Since(e.at) > memberCacheTTL {
-				delete(c.entries, id)
-			}
-		}
-		if len(c.entries) >= memberCacheMax {
-			clear(c.entries)
-		}
-	}
-	c.entries[m.ID] = cachedMember{m: m, at: time.Now()}
-}
-
-func (c *memberCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.entries, id)
+// newSessionCache maps the hash of a session id to what was read of it.
+func newSessionCache() *ttlcache.Cache[string, readSession] {
+	return ttlcache.New[string, readSession](sessionCacheTTL, cacheMax)
 }

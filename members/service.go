@@ -17,6 +17,7 @@ import (
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/ttlcache"
 )
 
 // Service is the members domain: accounts, sign-in, sessions, tokens.
@@ -29,7 +30,8 @@ type Service struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	sending   sync.WaitGroup
-	cache     *memberCache
+	cache     *ttlcache.Cache[string, Member]
+	sessions  *ttlcache.Cache[string, readSession] // by session id hash
 }
 
 // Deps is what the Service needs.
@@ -49,7 +51,7 @@ func NewService(d Deps) *Service {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, cache: newMemberCache()}
+	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, cache: newMemberCache(), sessions: newSessionCache()}
 }
 
 // Close waits for mail still being sent, until ctx ends.
@@ -282,7 +284,7 @@ func (s *Service) EnsureStaff(ctx context.Context, actor Actor, email, name stri
 		return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.role",
 			SubjectType: "member", SubjectID: m.ID, Before: auditJSON(existing), After: auditJSON(m), CreatedAt: now})
 	})
-	s.cache.forget(m.ID) // after the commit, so no read can cache the old role again
+	s.cache.Forget(m.ID) // after the commit, so no read can cache the old role again
 	return m, created, err
 }
 
@@ -417,7 +419,7 @@ func auditJSON(v any) string {
 // member already has one (a concurrent checkout got there first), that one
 // is returned and kept, so a member never has two.
 func (s *Service) LinkStripeCustomer(ctx context.Context, memberID, customerID string) (string, error) {
-	defer s.cache.forget(memberID)
+	defer s.cache.Forget(memberID)
 	// One statement: keep an existing id, else take this one, and say which won.
 	var linked string
 	err := s.db.QueryRowContext(ctx, `UPDATE members

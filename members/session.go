@@ -61,19 +61,27 @@ func (s *Service) StartSession(ctx context.Context, memberID string) (string, er
 
 // MemberForSession returns the member a session belongs to and slides the
 // session's expiry. An unknown or expired session is errs.Unauthenticated.
+// A session read within sessionCacheTTL is not read (nor slid) again.
 func (s *Service) MemberForSession(ctx context.Context, sessionID string) (Member, error) {
 	if sessionID == "" {
 		return Member{}, errNoSession
 	}
-	memberID, err := touchSession.Run(ctx, s.redis.Client, []string{s.sessionKey(sessionID)},
-		s.now().UnixMilli(), SessionIdleTimeout.Milliseconds(), SessionAbsoluteLimit.Milliseconds()).Text()
-	if errors.Is(err, redis.Nil) {
-		return Member{}, errNoSession
+	hash, now := ids.Hash(sessionID), s.now()
+	read, ok := s.sessions.Get(hash)
+	memberID := read.memberID
+	if !ok || now.Sub(read.at) >= sessionCacheTTL || now.Before(read.at) {
+		var err error
+		memberID, err = touchSession.Run(ctx, s.redis.Client, []string{s.redis.Key("session", hash)},
+			now.UnixMilli(), SessionIdleTimeout.Milliseconds(), SessionAbsoluteLimit.Milliseconds()).Text()
+		if errors.Is(err, redis.Nil) {
+			return Member{}, errNoSession
+		}
+		if err != nil {
+			return Member{}, s.redisError("read session", err)
+		}
+		s.sessions.Put(hash, readSession{memberID: memberID, at: now})
 	}
-	if err != nil {
-		return Member{}, s.redisError("read session", err)
-	}
-	if m, ok := s.cache.get(memberID); ok {
+	if m, ok := s.cache.Get(memberID); ok {
 		return m, nil
 	}
 	m, err := findMemberByID(ctx, s.db, memberID)
@@ -81,7 +89,7 @@ func (s *Service) MemberForSession(ctx context.Context, sessionID string) (Membe
 		return Member{}, errNoSession // the account was erased
 	}
 	if err == nil {
-		s.cache.put(m)
+		s.cache.Put(m.ID, m)
 	}
 	return m, err
 }
@@ -91,6 +99,7 @@ func (s *Service) EndSession(ctx context.Context, sessionID string) error {
 	if sessionID == "" {
 		return nil
 	}
+	s.sessions.Forget(ids.Hash(sessionID))
 	if err := s.redis.Client.Del(ctx, s.sessionKey(sessionID)).Err(); err != nil {
 		return s.redisError("end session", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -145,7 +144,7 @@ func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID stri
 		want = "1"
 	}
 	n, err := applyVote.Run(ctx, s.redis.Client, s.tallyKeys(roundID), memberID, topicID, weight, want, version).Int()
-	s.tallies.forget(roundID)
+	s.tallies.Forget(roundID)
 	if err == nil && n >= 0 {
 		s.tallyChanged(roundID)
 		return
@@ -157,7 +156,7 @@ func (s *Service) tallyVote(ctx context.Context, roundID, memberID, topicID stri
 // it missing (nil). Rebuilding takes the round's write lock, which the
 // caller's read lock holds off: it runs once the caller has let go.
 func (s *Service) rebuildLater(ctx context.Context, roundID string, err error) {
-	s.tallies.forget(roundID)
+	s.tallies.Forget(roundID)
 	if err != nil {
 		s.logger.WarnContext(ctx, "tally not updated; rebuilding it from the ballots", "round_id", roundID, "err", err)
 	}
@@ -179,7 +178,7 @@ type Tally map[string]int64
 // Votes stored on this replica refresh its copy at once; another replica's
 // show within tallyCacheTTL. Callers must not change the Tally returned.
 func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
-	if t, ok := s.tallies.get(roundID); ok {
+	if t, ok := s.tallies.Get(roundID); ok {
 		return t, nil
 	}
 	var built *redis.IntCmd
@@ -196,7 +195,7 @@ func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
 		return s.RebuildTally(ctx, roundID)
 	}
 	t := tallyFrom(zs.Val())
-	s.tallies.put(roundID, t)
+	s.tallies.Put(roundID, t)
 	return t, nil
 }
 
@@ -213,41 +212,6 @@ func tallyFrom(zs []redis.Z) Tally {
 // tallyCacheTTL bounds how old a tally a replica shows when another
 // replica stored the latest votes.
 const tallyCacheTTL = 100 * time.Millisecond
-
-type tallyCache struct {
-	mu sync.Mutex
-	m  map[string]cachedTally
-}
-
-type cachedTally struct {
-	t     Tally
-	until time.Time
-}
-
-func (c *tallyCache) get(roundID string) (Tally, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[roundID]
-	if !ok || time.Now().After(e.until) {
-		return nil, false
-	}
-	return e.t, true
-}
-
-func (c *tallyCache) put(roundID string, t Tally) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) > 10000 {
-		c.m = map[string]cachedTally{}
-	}
-	c.m[roundID] = cachedTally{t: t, until: time.Now().Add(tallyCacheTTL)}
-}
-
-func (c *tallyCache) forget(roundID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, roundID)
-}
 
 // rebuildChunk is how many Redis commands a rebuild sends per round trip.
 const rebuildChunk = 2000
@@ -355,7 +319,7 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
 	}
-	s.tallies.put(roundID, t)
+	s.tallies.Put(roundID, t)
 	s.tallyChanged(roundID)
 	return t, nil
 }

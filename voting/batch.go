@@ -375,11 +375,11 @@ func (s *Service) applyBatch(ctx context.Context, batch []*cast, weights map[*ca
 		}
 		zs, err := z.Result()
 		if err != nil {
-			s.tallies.forget(round)
+			s.tallies.Forget(round)
 			continue // the answer goes without a tally
 		}
 		t := tallyFrom(zs)
-		s.tallies.put(round, t)
+		s.tallies.Put(round, t)
 		for _, c := range batch {
 			if o := out[c]; c.round == round && o.err == nil {
 				o.tally = t

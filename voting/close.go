@@ -72,7 +72,7 @@ func (s *Service) CloseRound(ctx context.Context, roundID string) (Results, erro
 		return Results{}, err
 	}
 	s.forgetRound(roundID)
-	s.tallies.forget(roundID)
+	s.tallies.Forget(roundID)
 	s.announce(ctx, roundID, EventClosed)
 	return s.ResultsOf(ctx, roundID)
 }

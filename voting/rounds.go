@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/ids"
@@ -116,6 +120,9 @@ func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error)
 	if err != nil {
 		return Round{}, err
 	}
+	// A new round's Redis state is built: it has no votes. (If this fails
+	// the first cast or read builds it from the ballots.)
+	s.redis.Client.SetNX(ctx, s.builtKey(r.ID), strconv.FormatInt(now.Unix(), 10), 0)
 	return r, nil
 }
 
@@ -322,8 +329,32 @@ func (s *Service) TopicsOf(ctx context.Context, roundID string) ([]RoundTopic, e
 	return out, rows.Err()
 }
 
-// MyVotes lists the topics a member has voted for in a round.
+// MyVotes lists the topics a member has voted for in a round, sorted. It
+// reads the member's votes Redis keeps with the tally (one round trip),
+// and the ballots only when Redis has lost the round.
 func (s *Service) MyVotes(ctx context.Context, roundID, memberID string) ([]string, error) {
+	var built *redis.IntCmd
+	var list *redis.StringCmd
+	_, err := s.redis.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		built = p.Exists(ctx, s.builtKey(roundID))
+		list = p.HGet(ctx, s.votesKey(roundID), memberID)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		s.logger.WarnContext(ctx, "read votes from Redis; reading the ballots", "round_id", roundID, "err", err)
+	} else if built.Val() == 1 {
+		mine := []string{}
+		if list.Val() != "" {
+			mine = strings.Split(list.Val(), ",")
+			slices.Sort(mine)
+		}
+		return mine, nil
+	}
+	return s.ballotsOf(ctx, roundID, memberID)
+}
+
+// ballotsOf lists the topics of a member's ballots in a round.
+func (s *Service) ballotsOf(ctx context.Context, roundID, memberID string) ([]string, error) {
 	ids, err := sqldb.QueryStrings(ctx, s.db, `SELECT topic_id FROM ballots WHERE round_id = $1 AND member_id = $2 ORDER BY topic_id`, roundID, memberID)
 	if err != nil {
 		return nil, fmt.Errorf("read my votes: %w", err)
@@ -446,9 +477,7 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 	if err != nil {
 		return Topic{}, err
 	}
-	s.roundsMu.Lock()
-	clear(s.rounds) // a round shows its topics' titles and states
-	s.roundsMu.Unlock()
+	s.rounds.Clear() // a round shows its topics' titles and states
 	if covered && s.onCovered != nil {
 		s.onCovered(ctx, t, strings.TrimSpace(*p.ArticleURL), voters)
 	}

@@ -11,7 +11,7 @@ import (
 // withdrawal (version 2) applied before the cast it follows (version 1)
 // leaves no vote, and the late cast is ignored.
 func TestLateTallyUpdatesAreIgnored(t *testing.T) {
-	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
+	s := NewService(Deps{Redis: testenv.EmbeddedRedis(t), Logger: testenv.Logger()})
 	ctx := context.Background()
 	if err := s.redis.Client.Set(ctx, s.builtKey("r1"), "1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestLateTallyUpdatesAreIgnored(t *testing.T) {
 // topic leaves the others, and a topic id that is a prefix of another is
 // told apart.
 func TestMemberVoteListKeepsEachTopic(t *testing.T) {
-	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
+	s := NewService(Deps{Redis: testenv.EmbeddedRedis(t), Logger: testenv.Logger()})
 	ctx := context.Background()
 	if err := s.redis.Client.Set(ctx, s.builtKey("r1"), "1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestMemberVoteListKeepsEachTopic(t *testing.T) {
 // However many clients watch a round, a replica holds one Redis
 // subscription for it, and every listener hears each event.
 func TestListenersShareOneSubscription(t *testing.T) {
-	s := &Service{redis: testenv.EmbeddedRedis(t), logger: testenv.Logger(), announcing: map[string]bool{}}
+	s := NewService(Deps{Redis: testenv.EmbeddedRedis(t), Logger: testenv.Logger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	var chans []<-chan string
 	for range 3 {

@@ -16,6 +16,7 @@ import (
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/ttlcache"
 )
 
 // Voter is what voting needs to know about a member.
@@ -48,14 +49,13 @@ type Service struct {
 	locksMu sync.Mutex
 	locks   map[string]*sync.RWMutex
 
-	roundsMu sync.Mutex
-	rounds   map[string]cachedRound
+	rounds *ttlcache.Cache[string, cachedRound]
 
 	announceMu sync.Mutex
 	announcing map[string]bool // rounds announced lately → a change since
 
 	listeners listeners
-	tallies   tallyCache
+	tallies   *ttlcache.Cache[string, Tally]
 
 	startCommitters sync.Once
 	pending         chan *cast
@@ -83,7 +83,8 @@ func NewService(d Deps) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rounds: map[string]cachedRound{}, announcing: map[string]bool{},
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rounds: ttlcache.New[string, cachedRound](roundCacheTTL, 10000),
+		tallies: ttlcache.New[string, Tally](tallyCacheTTL, 10000), announcing: map[string]bool{},
 		pending: make(chan *cast, 4*maxBatch), onCovered: d.OnCovered}
 }
 
@@ -107,16 +108,12 @@ const roundCacheTTL = time.Second
 type cachedRound struct {
 	round  Round
 	topics []RoundTopic
-	until  time.Time
 }
 
 // cachedRound is a round and its topics, read at most once per
 // roundCacheTTL. Callers must not change what it returns.
 func (s *Service) cachedRound(ctx context.Context, id string) (Round, []RoundTopic, error) {
-	s.roundsMu.Lock()
-	c, ok := s.rounds[id]
-	s.roundsMu.Unlock()
-	if ok && time.Now().Before(c.until) {
+	if c, ok := s.rounds.Get(id); ok {
 		return c.round, c.topics, nil
 	}
 	r, err := s.FindRound(ctx, id)
@@ -127,12 +124,7 @@ func (s *Service) cachedRound(ctx context.Context, id string) (Round, []RoundTop
 	if err != nil {
 		return Round{}, nil, err
 	}
-	s.roundsMu.Lock()
-	if len(s.rounds) > 10000 { // many rounds read once: start over rather than grow
-		clear(s.rounds)
-	}
-	s.rounds[id] = cachedRound{round: r, topics: topics, until: time.Now().Add(roundCacheTTL)}
-	s.roundsMu.Unlock()
+	s.rounds.Put(id, cachedRound{round: r, topics: topics})
 	return r, topics, nil
 }
 
@@ -142,11 +134,7 @@ func (s *Service) CachedRound(ctx context.Context, id string) (Round, []RoundTop
 	return s.cachedRound(ctx, id)
 }
 
-func (s *Service) forgetRound(id string) {
-	s.roundsMu.Lock()
-	delete(s.rounds, id)
-	s.roundsMu.Unlock()
-}
+func (s *Service) forgetRound(id string) { s.rounds.Forget(id) }
 
 var (
 	errRoundNotFound  = errs.WithCode(errs.NotFound, "round_not_found", "No round has this id.")
