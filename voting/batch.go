@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/patronage/patronage/internal/errs"
 )
 
 // Casts that arrive together are stored together: a few committer
@@ -101,6 +103,9 @@ func (s *Service) commit(batch []*cast) {
 			s.commit([]*cast{c})
 		}
 		return
+	}
+	if err != nil {
+		err = &errs.Error{Kind: errs.Unavailable, Code: "vote_not_stored", Message: "Your vote could not be stored; nothing was counted. Please try again.", Err: err}
 	}
 	for _, c := range batch {
 		o := out[c]

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -587,4 +590,51 @@ func (v tableVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string)
 		out[id] = vr
 	}
 	return out, nil
+}
+
+// A vote whose ballot cannot be stored answers 503 vote_not_stored and
+// counts nothing; one stored while Redis is unreachable counts, and the
+// tally catches up from the ballots.
+func TestAVoteAnswersUnavailableOnlyWhenItsBallotIsNotStored(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
+		if _, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[1])
+		if e := errs.From(err); !errs.Is(err, errs.Unavailable) || e.Code != "vote_not_stored" {
+			t.Errorf("cast with the database gone = %v, want 503 vote_not_stored", err)
+		}
+	})
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		m := miniredis.RunT(t)
+		rdb := &redisx.Redis{Client: redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1}), Prefix: "t:"}
+		svc := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: newVoters(map[string]voting.Voter{"mem_a": {Active: true, Weight: 1}}), Logger: testenv.Logger()})
+		a, _ := svc.CreateTopic(ctx, "A", "")
+		b, _ := svc.CreateTopic(ctx, "B", "")
+		r, err := svc.CreateRound(ctx, voting.RoundInput{Title: "R", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CastVote(ctx, r.ID, "mem_a", a.ID); err != nil {
+			t.Fatal(err)
+		}
+		m.Close() // Redis goes away
+		if res, err := svc.CastVote(ctx, r.ID, "mem_a", b.ID); err != nil || res.VotesLeft != 1 {
+			t.Fatalf("cast with Redis gone = %+v, %v; want it stored, 1 vote left", res, err)
+		}
+		if err := m.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		m.FlushAll() // and comes back empty
+		tally, err := svc.TallyOf(ctx, r.ID)
+		if err != nil || tally[a.ID] != 1 || tally[b.ID] != 1 {
+			t.Errorf("tally once Redis is back = %v, %v; want both votes", tally, err)
+		}
+	})
 }
