@@ -118,9 +118,11 @@ func (s *Service) commit(batch []*cast) {
 
 // storeBatch stores a batch's ballots in one transaction, then applies them
 // to Redis. Locks are taken in one order by every writer of ballots —
-// round rows (FOR SHARE, so a close cannot interleave), then each member's
-// count row for the round, sorted — so concurrent batches and withdrawals
-// queue behind each other instead of deadlocking. With the count rows
+// round rows (FOR SHARE, so a close cannot interleave), then each voting
+// member's count row for the round, sorted — so concurrent batches and
+// withdrawals queue behind each other instead of deadlocking. Who may vote
+// is read first (Eligibility holds it until commit; billing never takes the
+// count rows, so the order does not matter to it). With the count rows
 // held, the budget is settled here: a member's casts count in arrival
 // order, and a new ballot past the budget is given back.
 func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]castOutcome, error) {
@@ -161,23 +163,7 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 			}
 			budgets[id], weighting[id] = budget, w
 		}
-		counts := map[[2]string]voterCount{}
-		for _, id := range rounds {
-			members := castsIn(batch, id, out, func(c *cast) string { return c.member })
-			if len(members) == 0 {
-				continue
-			}
-			// Make and lock each member's count row; a no-op update locks
-			// an existing row and returns it.
-			rows, err := s.upsertCounts(ctx, tx, id, members, nil, `used = round_voters.used`)
-			if err != nil {
-				return fmt.Errorf("lock vote counts: %w", err)
-			}
-			for m, c := range rows {
-				counts[[2]string{id, m}] = c
-			}
-		}
-		// Who may vote, read with the count rows held: see Eligibility.
+		// Who may vote, read in this transaction: see Eligibility.
 		var voterIDs []string
 		for _, c := range batch {
 			if _, decided := out[c]; !decided {
@@ -200,6 +186,22 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 				weights[c] = max(v.Weight, 1)
 			default:
 				weights[c] = 1
+			}
+		}
+		counts := map[[2]string]voterCount{}
+		for _, id := range rounds {
+			members := castsIn(batch, id, out, func(c *cast) string { return c.member })
+			if len(members) == 0 {
+				continue
+			}
+			// Make and lock each member's count row; a no-op update locks
+			// an existing row and returns it.
+			rows, err := s.upsertCounts(ctx, tx, id, members, nil, `used = round_voters.used`)
+			if err != nil {
+				return fmt.Errorf("lock vote counts: %w", err)
+			}
+			for m, c := range rows {
+				counts[[2]string{id, m}] = c
 			}
 		}
 		fresh, err := s.insertBallots(ctx, tx, batch, out, weights, now)
