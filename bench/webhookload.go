@@ -43,23 +43,21 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/patronage/patronage/bench/loadgen"
 )
 
 var tiers = []struct {
@@ -97,28 +95,9 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
-	client := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        *conns,
-			MaxIdleConnsPerHost: *conns,
-			MaxConnsPerHost:     *conns,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
+	client := loadgen.Client(*conns)
+	ctx, cancel := loadgen.Run(*dur)
 	defer cancel()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	go func() { <-sig; cancel() }()
-	if *dur > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, *dur)
-		defer c2()
-	}
 
 	var seq atomic.Int64 // events handed out
 	next := func() (int64, bool) {
@@ -131,35 +110,10 @@ func main() {
 
 	// Open loop: a scheduler hands out due times; closed loop: each worker
 	// takes the next event when it is free.
-	var due chan time.Time
 	start := time.Now()
 	measureFrom := start.Add(*warmup)
-	if *rate > 0 {
-		due = make(chan time.Time, 1<<20)
-		go func() {
-			defer close(due)
-			interval := time.Duration(float64(time.Second) / *rate)
-			timer := time.NewTimer(0)
-			<-timer.C
-			for i := int64(0); ; i++ {
-				if *total > 0 && i >= *total {
-					return
-				}
-				at := start.Add(time.Duration(i) * interval)
-				if d := time.Until(at); d > 0 {
-					timer.Reset(d)
-					select {
-					case <-ctx.Done():
-						return
-					case <-timer.C:
-					}
-				} else if ctx.Err() != nil {
-					return
-				}
-				due <- at
-			}
-		}()
-	}
+	schedule := loadgen.NewSchedule(ctx, start, *rate, *total)
+	progress := loadgen.NewProgress(*every, start)
 
 	type result struct {
 		lat                            []time.Duration
@@ -168,31 +122,6 @@ func main() {
 		firstErr                       string
 	}
 	results := make([]result, *conns)
-	var tick chan time.Duration // answered requests' latencies, for -every
-	if *every > 0 {
-		tick = make(chan time.Duration, 1<<16)
-		go func() {
-			t := time.NewTicker(*every)
-			defer t.Stop()
-			var lat []time.Duration
-			from := time.Now()
-			for {
-				select {
-				case d := <-tick:
-					lat = append(lat, d)
-				case now := <-t.C:
-					slices.Sort(lat)
-					p99 := time.Duration(0)
-					if len(lat) > 0 {
-						p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-					}
-					fmt.Fprintf(os.Stderr, "%s +%5.1fs answered %6.0f/s p99 %7.2f ms\n", now.Format("15:04:05"), now.Sub(start).Seconds(),
-						float64(len(lat))/now.Sub(from).Seconds(), float64(p99)/1e6)
-					lat, from = lat[:0], now
-				}
-			}
-		}()
-	}
 	var wg sync.WaitGroup
 	for w := 0; w < *conns; w++ {
 		wg.Add(1)
@@ -204,22 +133,9 @@ func main() {
 			mac := hmac.New(sha256.New, []byte(*secret))
 			hexsum := make([]byte, 64)
 			for {
-				var at time.Time
-				if due != nil {
-					var ok bool
-					select {
-					case <-ctx.Done():
-						return
-					case at, ok = <-due:
-						if !ok {
-							return
-						}
-					}
-				} else {
-					if ctx.Err() != nil {
-						return
-					}
-					at = time.Now()
+				at, more := schedule.Next(ctx)
+				if !more {
+					return
 				}
 				n, ok := next()
 				if !ok {
@@ -242,7 +158,7 @@ func main() {
 				r.sent++
 				resp, err := client.Do(req)
 				if err != nil {
-					if ctx.Err() != nil && due == nil {
+					if ctx.Err() != nil && !schedule.Open() {
 						r.sent--
 						return // cut off by the end of the run
 					}
@@ -261,9 +177,7 @@ func main() {
 					continue
 				}
 				r.lat = append(r.lat, lat)
-				if tick != nil {
-					tick <- lat
-				}
+				progress.Add(lat)
 				switch {
 				case resp.StatusCode != http.StatusOK:
 					r.non200++
@@ -296,23 +210,7 @@ func main() {
 			firstErr = r.firstErr
 		}
 	}
-	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		i := int(p / 100 * float64(len(all)))
-		if i >= len(all) {
-			i = len(all) - 1
-		}
-		return all[i]
-	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-	mode := "closed loop"
-	if *rate > 0 {
-		mode = fmt.Sprintf("open loop at %.0f/s", *rate)
-	}
-	fmt.Printf("webhookload: %s, %d connections, run %s, %d subscriptions, %s\n", mode, *conns, *run, *subs, *typ)
+	fmt.Printf("webhookload: %s, %d connections, run %s, %d subscriptions, %s\n", loadgen.LoopName(*rate), *conns, *run, *subs, *typ)
 	if *warmup > 0 {
 		fmt.Printf("warm-up       %d requests in the first %s, not counted below\n", warm, *warmup)
 	}
@@ -323,15 +221,7 @@ func main() {
 	if firstErr != "" {
 		fmt.Printf("first error   %s\n", firstErr)
 	}
-	fmt.Printf("p50           %s\n", ms(pct(50)))
-	fmt.Printf("p90           %s\n", ms(pct(90)))
-	fmt.Printf("p99           %s\n", ms(pct(99)))
-	fmt.Printf("p99.9         %s\n", ms(pct(99.9)))
-	if len(all) > 0 {
-		fmt.Printf("max           %s\n", ms(all[len(all)-1]))
-	}
-	fmt.Printf("ROW | %.0f | %s | %s | %s | %s | %d |\n", float64(acked)/secs, ms(pct(50)), ms(pct(99)), ms(pct(99.9)),
-		ms(pct(100)), non200+errs)
+	loadgen.Summarize(all).Print(float64(acked)/secs, []float64{50, 99, 99.9, 100}, non200+errs)
 }
 
 // writeEvent appends event n as JSON: a subscription object in the shape
