@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/patronage/patronage/internal/mail"
@@ -48,45 +48,76 @@ func (s *Service) AccessOf(ctx context.Context, memberID string) (members.Access
 	return members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}, nil
 }
 
+// VoterAccess is a member's stored access with the vote weight of their
+// tier (1 when they have no tier).
+type VoterAccess struct {
+	members.Access
+	VoteWeight int
+}
+
 // AccessShared reads the stored access of members inside the caller's
 // transaction and holds their rows until it ends (FOR SHARE): a change of
 // their access waits for that transaction, and the transaction sees any
 // change committed before it read. Voting stores ballots this way, so a
 // member losing access cannot slip a ballot past the withdrawal that
-// follows. A member with no row has no access.
-func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]members.Access, error) {
-	out := make(map[string]members.Access, len(memberIDs))
+// follows. A member with no row has no access. Their tiers' weights are
+// read in the same transaction: nothing here waits for another connection.
+func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]VoterAccess, error) {
+	out := make(map[string]VoterAccess, len(memberIDs))
 	if len(memberIDs) == 0 {
 		return out, nil
 	}
-	sorted := slices.Sorted(slices.Values(memberIDs))
-	var q strings.Builder
-	args := make([]any, 0, len(sorted))
-	q.WriteString(`SELECT member_id, active, source, tier_slug, until_at FROM member_access WHERE member_id IN (`)
-	for i, id := range sorted {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "$%d", i+1)
-		args = append(args, id)
-	}
-	q.WriteString(`) ORDER BY member_id` + s.db.Dialect.ForShare())
-	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	rows, err := tx.QueryContext(ctx, `SELECT member_id, active, source, tier_slug, until_at FROM member_access WHERE member_id IN (`+
+		sqldb.Placeholders(1, len(memberIDs))+`) ORDER BY member_id`+s.db.Dialect.ForShare(), sqldb.Args(slices.Sorted(slices.Values(memberIDs)))...)
 	if err != nil {
 		return nil, fmt.Errorf("read access: %w", err)
 	}
-	defer rows.Close()
+	tiers := map[string]int{}
 	for rows.Next() {
 		var id string
 		var a members.Access
 		var until sql.NullTime
 		if err := rows.Scan(&id, &a.Active, &a.Source, &a.Tier, &until); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("read access: %w", err)
 		}
 		a.Until = timePtr(until)
-		out[id] = a
+		out[id] = VoterAccess{Access: a, VoteWeight: 1}
+		if a.Active && a.Tier != "" {
+			tiers[a.Tier] = 1
+		}
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read access: %w", err)
+	}
+	if len(tiers) == 0 {
+		return out, nil
+	}
+	slugs := slices.Sorted(maps.Keys(tiers))
+	wrows, err := tx.QueryContext(ctx, `SELECT slug, vote_weight FROM tiers WHERE slug IN (`+sqldb.Placeholders(1, len(slugs))+`)`, sqldb.Args(slugs)...)
+	if err != nil {
+		return nil, fmt.Errorf("read tier weights: %w", err)
+	}
+	defer wrows.Close()
+	for wrows.Next() {
+		var slug string
+		var w int
+		if err := wrows.Scan(&slug, &w); err != nil {
+			return nil, fmt.Errorf("read tier weights: %w", err)
+		}
+		tiers[slug] = max(w, 1)
+	}
+	if err := wrows.Err(); err != nil {
+		return nil, fmt.Errorf("read tier weights: %w", err)
+	}
+	for id, a := range out {
+		if a.Active && a.Tier != "" {
+			a.VoteWeight = tiers[a.Tier]
+			out[id] = a
+		}
+	}
+	return out, nil
 }
 
 func storedAccess(ctx context.Context, q querier, memberID string) (Access, bool, error) {

@@ -128,18 +128,6 @@ func (s *Service) activeTier(ctx context.Context, slug string) (Tier, error) {
 	return t, nil
 }
 
-// VoteWeight is a tier's vote_weight, from the cached tier list when the
-// tier is active (every vote asks), else from the database; 1 if unknown.
-func (s *Service) VoteWeight(ctx context.Context, slug string) int {
-	t, err := s.activeTier(ctx, slug)
-	if err != nil {
-		if t, err = findTier(ctx, s.db, slug); err != nil {
-			return 1
-		}
-	}
-	return max(t.VoteWeight, 1)
-}
-
 // publicTierTTL bounds how stale another replica's tier list may be; this
 // replica forgets its copy at once when staff change a tier.
 const publicTierTTL = 2 * time.Second

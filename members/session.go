@@ -99,7 +99,10 @@ func (s *Service) EndSession(ctx context.Context, sessionID string) error {
 	if sessionID == "" {
 		return nil
 	}
+	// Forgotten before and after: a request reading the session meanwhile
+	// cannot keep it cached on this replica.
 	s.sessions.Forget(ids.Hash(sessionID))
+	defer s.sessions.Forget(ids.Hash(sessionID))
 	if err := s.redis.Client.Del(ctx, s.sessionKey(sessionID)).Err(); err != nil {
 		return s.redisError("end session", err)
 	}

@@ -40,20 +40,24 @@ func (s *Service) tallyKeys(roundID string) []string {
 // applyVote brings one member's vote for one topic to the state a committed
 // change left it in (present or not), in the tally and their votes
 // together. Each change carries the member's version from the database,
-// which follows commit order: a change no newer than one already applied
-// (or than what the last rebuild read) is ignored, so a cast and a
-// withdrawal racing to Redis cannot leave a vote no ballot holds. It
-// answers -1 when the round's state was never built (Redis lost it): the
-// caller rebuilds from the ballots.
+// which grows with each of their changes in commit order. The versions
+// hash keeps, per member and topic ("member|topic"), the version of the
+// last change applied to that vote, and per member ("member") the version
+// the last rebuild read: a change no newer than either is already in
+// Redis and is ignored. So a cast and a withdrawal racing to Redis cannot
+// leave a vote no ballot holds, and a change to one topic never hides a
+// late change to another. It answers -1 when the round's state was never
+// built (Redis lost it): the caller rebuilds from the ballots.
 //
 // KEYS: tally, votes, built, versions. ARGV: member, topic, weight,
 // present ("1" or "0"), version.
 var applyVote = redis.NewScript(`
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
 local v = tonumber(ARGV[5])
-local seen = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '-1')
-if v <= seen then return 0 end
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+local field = ARGV[1] .. '|' .. ARGV[2]
+local seen = redis.call('HMGET', KEYS[4], field, ARGV[1])
+if v <= tonumber(seen[1] or '-1') or v <= tonumber(seen[2] or '-1') then return 0 end
+redis.call('HSET', KEYS[4], field, ARGV[5])
 local list = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 local t = ARGV[2]
 local has = string.find(',' .. list .. ',', ',' .. t .. ',', 1, true) ~= nil
@@ -160,11 +164,70 @@ func (s *Service) rebuildLater(ctx context.Context, roundID string, err error) {
 	if err != nil {
 		s.logger.WarnContext(ctx, "tally not updated; rebuilding it from the ballots", "round_id", roundID, "err", err)
 	}
-	go func() {
-		if _, err := s.RebuildTally(context.WithoutCancel(ctx), roundID); err != nil {
-			s.logger.ErrorContext(ctx, "rebuild tally", "round_id", roundID, "err", err)
-		}
-	}()
+	// One rebuild per round waiting at a time covers every change before
+	// it reads the ballots.
+	if s.markRebuilding(roundID) {
+		go s.rebuildPending(context.WithoutCancel(ctx), roundID)
+	}
+}
+
+// markRebuilding records that a rebuild of the round is waiting to run,
+// unless one already is (false).
+func (s *Service) markRebuilding(roundID string) bool {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.rebuilding[roundID] {
+		return false
+	}
+	s.rebuilding[roundID] = true
+	return true
+}
+
+// rebuildPending runs a waiting rebuild. Once it holds the round, a change
+// that fails needs a rebuild of its own (this one may have read the
+// ballots before it), so the mark goes; a rebuild that fails (Redis still
+// away) is tried again after rebuildBackoff.
+func (s *Service) rebuildPending(ctx context.Context, roundID string) {
+	lock := s.roundLock(roundID)
+	lock.Lock()
+	s.locksMu.Lock()
+	delete(s.rebuilding, roundID)
+	s.locksMu.Unlock()
+	_, err := s.rebuildLocked(ctx, roundID)
+	lock.Unlock()
+	if err == nil {
+		return
+	}
+	s.logger.ErrorContext(ctx, "rebuild tally; trying again", "round_id", roundID, "err", err)
+	if s.markRebuilding(roundID) {
+		time.AfterFunc(rebuildBackoff, func() { s.rebuildPending(ctx, roundID) })
+	}
+}
+
+// rebuildBackoff is how long after a failed rebuild of a round the next
+// may start.
+const rebuildBackoff = time.Second
+
+// ensureTally rebuilds a round's tally that Redis has lost, unless another
+// caller did meanwhile: after a flush, many readers of one round cause one
+// rebuild, not one each.
+func (s *Service) ensureTally(ctx context.Context, roundID string) (Tally, error) {
+	lock := s.roundLock(roundID)
+	lock.Lock()
+	defer lock.Unlock()
+	var built *redis.IntCmd
+	var zs *redis.ZSliceCmd
+	if _, err := s.redis.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		built = p.Exists(ctx, s.builtKey(roundID))
+		zs = p.ZRangeWithScores(ctx, s.tallyKey(roundID), 0, -1)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read tally: %w", err)
+	}
+	if built.Val() == 1 {
+		return tallyFrom(zs.Val()), nil
+	}
+	return s.rebuildLocked(ctx, roundID)
 }
 
 // Tally is a round's counts per topic.
@@ -192,10 +255,12 @@ func (s *Service) TallyOf(ctx context.Context, roundID string) (Tally, error) {
 		return nil, fmt.Errorf("read tally: %w", err)
 	}
 	if built.Val() == 0 {
-		return s.RebuildTally(ctx, roundID)
+		return s.ensureTally(ctx, roundID)
 	}
 	t := tallyFrom(zs.Val())
-	s.tallies.Put(roundID, t)
+	// Add, not Put: a batch that applied votes after this read may have
+	// put a newer tally meanwhile.
+	s.tallies.Add(roundID, t)
 	return t, nil
 }
 
@@ -224,6 +289,11 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	lock := s.roundLock(roundID)
 	lock.Lock()
 	defer lock.Unlock()
+	return s.rebuildLocked(ctx, roundID)
+}
+
+// rebuildLocked is RebuildTally for a caller holding the round's write lock.
+func (s *Service) rebuildLocked(ctx context.Context, roundID string) (Tally, error) {
 	// Versions are read before ballots: a change at or below the version
 	// read is in the ballots read after it, so the script may ignore it.
 	versions, err := s.db.QueryContext(ctx, `SELECT member_id, version FROM round_voters WHERE round_id = $1`, roundID)
@@ -365,7 +435,7 @@ func (s *Service) WithdrawMemberVotes(ctx context.Context, memberID string) (int
 // says it is closed.
 func (s *Service) lockOpenRound(ctx context.Context, tx *sql.Tx, roundID string) error {
 	var open bool
-	err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND closes_at > $2 FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), roundID, s.now()).Scan(&open)
+	err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND opens_at <= $2 AND closes_at > $2 FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), roundID, s.now()).Scan(&open)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errRoundNotFound
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // Casts that arrive together are stored together: a few committer
@@ -95,18 +97,41 @@ func (s *Service) commitLoop() {
 // as a whole (a deadlock with a concurrent withdrawal, say) is retried one
 // cast at a time, so one cast's failure is only its own.
 func (s *Service) commit(batch []*cast) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
+	s.commitWithin(ctx, batch)
+}
+
+// commitTimeout bounds a batch's commit, its retries one cast at a time
+// included.
+const commitTimeout = 30 * time.Second
+
+func (s *Service) commitWithin(ctx context.Context, batch []*cast) {
+	answered := false
+	defer func() {
+		// A panic must not leave its batch's voters waiting for ever.
+		if p := recover(); p != nil && !answered {
+			s.logger.Error("vote batch panicked", "panic", p, "stack", string(debug.Stack()))
+			for _, c := range batch {
+				c.done <- castOutcome{err: notStored(fmt.Errorf("panic: %v", p))}
+			}
+		}
+	}()
 	out, err := s.storeBatch(ctx, batch)
-	if err != nil && len(batch) > 1 {
+	// A batch failing as a whole (a deadlock with a concurrent statement)
+	// is tried again a cast at a time, so one cast's failure is only its
+	// own; not when the time is up, which would only fail each again.
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+		answered = true
 		for _, c := range batch {
-			s.commit([]*cast{c})
+			s.commitWithin(ctx, []*cast{c})
 		}
 		return
 	}
 	if err != nil {
-		err = &errs.Error{Kind: errs.Unavailable, Code: "vote_not_stored", Message: "Your vote could not be stored; nothing was counted. Please try again.", Err: err}
+		err = notStored(err)
 	}
+	answered = true
 	for _, c := range batch {
 		o := out[c]
 		if err != nil {
@@ -114,6 +139,11 @@ func (s *Service) commit(batch []*cast) {
 		}
 		c.done <- o
 	}
+}
+
+// notStored is the answer to a cast whose ballot was not stored.
+func notStored(err error) error {
+	return &errs.Error{Kind: errs.Unavailable, Code: "vote_not_stored", Message: "Your vote could not be stored; nothing was counted. Please try again.", Err: err}
 }
 
 // storeBatch stores a batch's ballots in one transaction, then applies them
@@ -151,14 +181,26 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 			var open bool
 			var budget int
 			var w string
-			err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND closes_at > $2, votes_per_patron, weighting FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(),
-				id, now).Scan(&open, &budget, &w)
+			err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND opens_at <= $2 AND closes_at > $2, votes_per_patron, weighting
+				FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), id, now).Scan(&open, &budget, &w)
 			if err != nil && err != sql.ErrNoRows {
 				return fmt.Errorf("check round: %w", err)
 			}
+			// The request checked a copy of the round up to a second old:
+			// whether it is open and what it offers are checked here.
+			var topics []string
+			if open {
+				if topics, err = sqldb.QueryStrings(ctx, tx, `SELECT topic_id FROM round_topics WHERE round_id = $1`, id); err != nil {
+					return fmt.Errorf("check round topics: %w", err)
+				}
+			}
 			for _, c := range batch {
-				if c.round == id && !open {
+				switch {
+				case c.round != id:
+				case !open:
 					out[c] = castOutcome{err: errRoundClosed}
+				case !slices.Contains(topics, c.topic):
+					out[c] = castOutcome{err: errTopicNotFound}
 				}
 			}
 			budgets[id], weighting[id] = budget, w
@@ -209,26 +251,33 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 			return err
 		}
 		changed := map[[2]string]bool{}
-		seen := map[[3]string]bool{}
+		// What became of each new ballot in this batch: a second cast of
+		// the same vote here is a repeat if it counted, refused if not.
+		settled := map[[3]string]error{}
 		for _, c := range batch {
 			if _, decided := out[c]; decided {
 				continue
 			}
 			key, ballot := [2]string{c.round, c.member}, [3]string{c.round, c.member, c.topic}
 			n := counts[key]
-			if !fresh[ballot] || seen[ballot] {
-				out[c] = castOutcome{repeated: true, used: n.used}
-				versions[c] = n.version
+			if err, done := settled[ballot]; done || !fresh[ballot] {
+				if err != nil {
+					out[c] = castOutcome{err: err}
+				} else {
+					out[c] = castOutcome{repeated: true, used: n.used}
+					versions[c] = n.version
+				}
 				continue
 			}
-			seen[ballot] = true
 			if n.used >= budgets[c.round] {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM ballots WHERE round_id = $1 AND member_id = $2 AND topic_id = $3`, c.round, c.member, c.topic); err != nil {
 					return fmt.Errorf("give back ballot: %w", err)
 				}
 				out[c] = castOutcome{err: errBudget}
+				settled[ballot] = errBudget
 				continue
 			}
+			settled[ballot] = nil
 			n.used++
 			n.version++
 			counts[key] = n
@@ -360,6 +409,7 @@ func (s *Service) applyBatch(ctx context.Context, batch []*cast, weights map[*ca
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is looked at below
 	broken := map[string]error{}
+	resent := false
 	for _, c := range batch {
 		cmd, ok := cmds[c]
 		if !ok {
@@ -369,11 +419,19 @@ func (s *Service) applyBatch(ctx context.Context, batch []*cast, weights map[*ca
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// Redis restarted and forgot the script: Run sends it again.
 			n, err = applyVote.Run(ctx, s.redis.Client, s.tallyKeys(c.round), c.member, c.topic, weights[c], "1", versions[c]).Int()
+			resent = true
 		}
 		if err != nil || n < 0 {
 			if _, seen := broken[c.round]; !seen {
 				broken[c.round] = err
 			}
+		}
+	}
+	if resent {
+		// The tallies read in the pipeline came before the votes sent
+		// again: read them after.
+		for round := range tallies {
+			tallies[round] = s.redis.Client.ZRangeWithScores(ctx, s.tallyKey(round), 0, -1)
 		}
 	}
 	for round, z := range tallies {

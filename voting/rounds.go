@@ -492,18 +492,8 @@ func isWebURL(raw string) bool {
 // TopicsWithStatus lists topics in any of the given states, oldest first,
 // at most 500.
 func (s *Service) TopicsWithStatus(ctx context.Context, statuses ...string) ([]Topic, error) {
-	var q strings.Builder
-	args := make([]any, 0, len(statuses))
-	q.WriteString(`SELECT id, title, summary, status FROM topics WHERE status IN (`)
-	for i, st := range statuses {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "$%d", i+1)
-		args = append(args, st)
-	}
-	q.WriteString(`) ORDER BY created_at, id LIMIT 500`)
-	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, title, summary, status FROM topics WHERE status IN (`+sqldb.Placeholders(1, len(statuses))+`)
+		ORDER BY created_at, id LIMIT 500`, sqldb.Args(statuses)...)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}

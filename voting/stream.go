@@ -2,6 +2,7 @@ package voting
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,14 +39,13 @@ const announceEvery = 100 * time.Millisecond
 // announced when it ends.
 func (s *Service) tallyChanged(roundID string) {
 	s.announceMu.Lock()
-	defer s.announceMu.Unlock()
-	if pending, waiting := s.announcing[roundID]; waiting {
-		if !pending {
-			s.announcing[roundID] = true
-		}
+	if _, waiting := s.announcing[roundID]; waiting {
+		s.announcing[roundID] = true
+		s.announceMu.Unlock()
 		return
 	}
 	s.announcing[roundID] = false
+	s.announceMu.Unlock()
 	s.announce(context.Background(), roundID, EventTally)
 	s.announceLater(roundID)
 }
@@ -98,6 +98,7 @@ func (s *Service) Listen(ctx context.Context, roundID string) (<-chan string, er
 		l.waiting[channel] = append(l.waiting[channel], confirmed)
 		if err := l.sub.Subscribe(ctx, channel); err != nil {
 			delete(l.byChan, channel)
+			l.waiting[channel] = slices.DeleteFunc(l.waiting[channel], func(w chan struct{}) bool { return w == confirmed })
 			l.mu.Unlock()
 			return nil, err
 		}
@@ -117,6 +118,7 @@ func (s *Service) Listen(ctx context.Context, roundID string) (<-chan string, er
 			gone = make(chan struct{})
 			l.leaving[channel] = append(l.leaving[channel], gone)
 			if l.sub.Unsubscribe(context.Background(), channel) != nil {
+				l.leaving[channel] = slices.DeleteFunc(l.leaving[channel], func(w chan struct{}) bool { return w == gone })
 				gone = nil
 			}
 		}

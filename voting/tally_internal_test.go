@@ -93,3 +93,23 @@ func TestListenersShareOneSubscription(t *testing.T) {
 		t.Errorf("subscriptions after every listener left = %d, want 0", n)
 	}
 }
+
+// A change to one topic does not hide a late change to another: a
+// withdrawal of X (version 2) reaching Redis after a cast for Y (version 3)
+// still takes X away.
+func TestAChangeToOneTopicDoesNotHideALateChangeToAnother(t *testing.T) {
+	s := NewService(Deps{Redis: testenv.EmbeddedRedis(t), Logger: testenv.Logger()})
+	ctx := context.Background()
+	if err := s.redis.Client.Set(ctx, s.builtKey("r1"), "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.tallyVote(ctx, "r1", "m1", "x", 1, true, 1)
+	s.tallyVote(ctx, "r1", "m1", "y", 1, true, 3)  // the later change lands first
+	s.tallyVote(ctx, "r1", "m1", "x", 1, false, 2) // then the withdrawal before it
+	votes, _ := s.redis.Client.HGet(ctx, s.votesKey("r1"), "m1").Result()
+	x, _ := s.redis.Client.ZScore(ctx, s.tallyKey("r1"), "x").Result()
+	y, _ := s.redis.Client.ZScore(ctx, s.tallyKey("r1"), "y").Result()
+	if votes != "y" || x != 0 || y != 1 {
+		t.Errorf("votes %q, tally x=%v y=%v; want only y", votes, x, y)
+	}
+}

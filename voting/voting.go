@@ -46,8 +46,9 @@ type Service struct {
 
 	// A rebuild of a round's tally must not interleave with casts in that
 	// round on this replica: casts hold the read side, a rebuild the write.
-	locksMu sync.Mutex
-	locks   map[string]*sync.RWMutex
+	locksMu    sync.Mutex
+	locks      map[string]*sync.RWMutex
+	rebuilding map[string]bool // rounds with a rebuild started by rebuildLater
 
 	rounds *ttlcache.Cache[string, cachedRound]
 
@@ -83,7 +84,7 @@ func NewService(d Deps) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rounds: ttlcache.New[string, cachedRound](roundCacheTTL, 10000),
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rebuilding: map[string]bool{}, rounds: ttlcache.New[string, cachedRound](roundCacheTTL, 10000),
 		tallies: ttlcache.New[string, Tally](tallyCacheTTL, 10000), announcing: map[string]bool{},
 		pending: make(chan *cast, 4*maxBatch), onCovered: d.OnCovered}
 }

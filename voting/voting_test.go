@@ -638,3 +638,23 @@ func TestAVoteAnswersUnavailableOnlyWhenItsBallotIsNotStored(t *testing.T) {
 		}
 	})
 }
+
+// When Redis has forgotten the tally script (a restart), a cast sends it
+// again and its answer's tally includes the vote.
+func TestACastAfterRedisForgetsItsScriptCountsInTheAnswer(t *testing.T) {
+	each(t, "equal", func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.voters.set("mem_a", voting.Voter{Active: true, Weight: 1})
+		if err := f.redis.Client.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.svc.CastVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Tally[f.round.TopicIDs[0]] != 1 {
+			t.Errorf("the answer's tally = %v, want the vote in it", res.Tally)
+		}
+		f.wantTallyMatchesBallots(t)
+	})
+}

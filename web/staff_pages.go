@@ -138,7 +138,10 @@ func (s *Server) renderStaffVoting(c *gin.Context, status int, d pageData) {
 		st.Rounds = append(st.Rounds, staffRound{Round: r, State: state})
 	}
 	if d.Form == nil {
-		d.Form = map[string]string{"votes_per_patron": "3"}
+		d.Form = map[string]string{}
+	}
+	if _, ok := d.Form["votes_per_patron"]; !ok {
+		d.Form["votes_per_patron"] = "3"
 	}
 	d.Title, d.Staff = "Voting rounds", &st
 	s.renderPage(c, status, "staff_voting.html", d)
@@ -166,6 +169,9 @@ func (s *Server) staffVotingForm(c *gin.Context) {
 		}
 		in := voting.RoundInput{Title: form["title"], Description: form["description"], Weighting: form["weighting"], Results: form["results"],
 			TopicIDs: c.PostFormArray("topic_id")}
+		for _, id := range in.TopicIDs {
+			form["topic:"+id] = "1" // ticked again if the form comes back
+		}
 		fields := map[string]string{}
 		if in.OpensAt, err = parseLocalTime(form["opens_at"], time.Now()); err != nil {
 			fields["opens_at"] = "must be a date and time"

@@ -111,8 +111,9 @@ func TestRunningARoundOnTheStaffPage(t *testing.T) {
 	}
 	closes := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02T15:04")
 	rec := postForm(h, "/staff/voting", url.Values{"action": {"round"}, "title": {"Autumn"}, "closes_at": {closes}, "votes_per_patron": {"abc"}, "topic_id": ids}, staff...)
-	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `value="Autumn"`) {
-		t.Errorf("round with a bad budget = %d, want 422 with the title kept", rec.Code)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `value="Autumn"`) ||
+		!strings.Contains(rec.Body.String(), `value="`+ids[0]+`" checked`) {
+		t.Errorf("round with a bad budget = %d, want 422 with the title and the ticked topics kept", rec.Code)
 	}
 	rec = postForm(h, "/staff/voting", url.Values{"action": {"round"}, "title": {"Autumn"}, "closes_at": {closes}, "votes_per_patron": {"2"},
 		"weighting": {"equal"}, "results": {"live"}, "topic_id": ids}, staff...)

@@ -91,6 +91,13 @@ func (s *Server) roundStream(c *gin.Context) {
 				send("closed", gin.H{"round_id": r.ID})
 				return
 			}
+			if ev == voting.EventRound {
+				// Staff changed the round (its closing time, say): what
+				// may be shown follows the new definition.
+				if r, err = v.FindRound(ctx, r.ID); err != nil {
+					return
+				}
+			}
 			dirty = true
 		case <-tick.C:
 			if dirty {

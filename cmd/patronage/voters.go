@@ -26,7 +26,7 @@ func (v voters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map
 	out := make(map[string]voting.Voter, len(access))
 	for id, a := range access {
 		if a.Active {
-			out[id] = voting.Voter{Active: true, Weight: v.billing.VoteWeight(ctx, a.Tier)}
+			out[id] = voting.Voter{Active: true, Weight: a.VoteWeight}
 		}
 	}
 	return out, nil

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -170,4 +172,27 @@ func QueryStrings(ctx context.Context, q Queryer, query string, args ...any) ([]
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// Placeholders lists n numbered parameters from $first: "$1, $2, …", for
+// IN lists and multi-row VALUES built at run time.
+func Placeholders(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$")
+		b.WriteString(strconv.Itoa(first + i))
+	}
+	return b.String()
+}
+
+// Args turns a list of strings into query arguments.
+func Args(list []string) []any {
+	out := make([]any, len(list))
+	for i, v := range list {
+		out[i] = v
+	}
+	return out
 }

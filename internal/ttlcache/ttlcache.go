@@ -45,6 +45,10 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 func (c *Cache[K, V]) Put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.put(k, v)
+}
+
+func (c *Cache[K, V]) put(k K, v V) {
 	if len(c.entries) >= c.max {
 		now := time.Now()
 		for key, e := range c.entries {
@@ -57,6 +61,16 @@ func (c *Cache[K, V]) Put(k K, v V) {
 		}
 	}
 	c.entries[k] = entry[V]{v: v, until: time.Now().Add(c.ttl)}
+}
+
+// Add keeps v for k unless k holds a value that has not expired: for a
+// reader whose value may be older than one put meanwhile.
+func (c *Cache[K, V]) Add(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; !ok || time.Now().After(e.until) {
+		c.put(k, v)
+	}
 }
 
 // Forget drops k.

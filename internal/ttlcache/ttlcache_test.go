@@ -27,6 +27,15 @@ func TestValuesExpireAndFullCachesMakeRoom(t *testing.T) {
 		t.Errorf("Get(c) = %v %v, want 3", v, ok)
 	}
 
+	c.Add("c", 4) // c holds a fresh value: kept
+	c.Add("d", 5) // d holds none: added
+	if v, _ := c.Get("c"); v != 3 {
+		t.Errorf("Add replaced a fresh value: c = %d, want 3", v)
+	}
+	if v, _ := c.Get("d"); v != 5 {
+		t.Errorf("Add did not add: d = %d, want 5", v)
+	}
+
 	expired := New[string, int](-time.Second, 10) // every value is already past its time
 	expired.Put("x", 1)
 	if _, ok := expired.Get("x"); ok {
