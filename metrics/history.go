@@ -1,0 +1,223 @@
+package metrics
+
+import (
+	"sort"
+	"time"
+)
+
+// History holds subscriptions' histories and answers MRR questions about
+// any instant. The state at an instant t includes every row with At ≤ t;
+// a month's start and end are the instants just before it and the next
+// month begin, so a change at midnight on the 1st belongs to the month it
+// opens.
+type History struct {
+	subs    map[string][]Change // by subscription, in (At, Seq) order
+	patrons map[string][]string // patron → their subscriptions
+	// firstPositive is, per patron and currency, the first instant their
+	// MRR was above 0.
+	firstPositive map[patronCurrency]time.Time
+}
+
+type patronCurrency struct{ patron, currency string }
+
+// NewHistory orders the rows and prepares the answers.
+func NewHistory(changes []Change) *History {
+	h := &History{subs: map[string][]Change{}, patrons: map[string][]string{}, firstPositive: map[patronCurrency]time.Time{}}
+	for _, c := range changes {
+		if _, seen := h.subs[c.SubscriptionID]; !seen {
+			h.patrons[c.Patron] = append(h.patrons[c.Patron], c.SubscriptionID)
+		}
+		h.subs[c.SubscriptionID] = append(h.subs[c.SubscriptionID], c)
+	}
+	for _, rows := range h.subs {
+		sort.SliceStable(rows, func(i, j int) bool {
+			if !rows[i].At.Equal(rows[j].At) {
+				return rows[i].At.Before(rows[j].At)
+			}
+			return rows[i].Seq < rows[j].Seq
+		})
+	}
+	for patron, subs := range h.patrons {
+		h.findFirstPositive(patron, subs)
+	}
+	return h
+}
+
+// findFirstPositive walks a patron's rows in time order, all rows of an
+// instant together, and notes when each currency's MRR first exceeds 0.
+func (h *History) findFirstPositive(patron string, subs []string) {
+	var all []Change
+	for _, id := range subs {
+		all = append(all, h.subs[id]...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.Before(all[j].At) })
+	current := map[string]Change{} // subscription → its row in force
+	for i := 0; i < len(all); {
+		at := all[i].At
+		for ; i < len(all) && all[i].At.Equal(at); i++ {
+			current[all[i].SubscriptionID] = all[i] // a subscription's rows stay in Seq order
+		}
+		sums := map[string]int64{}
+		for _, c := range current {
+			sums[c.Currency] += c.MRR()
+		}
+		for currency, sum := range sums {
+			key := patronCurrency{patron, currency}
+			if _, done := h.firstPositive[key]; !done && sum > 0 {
+				h.firstPositive[key] = at
+			}
+		}
+	}
+}
+
+// row is the subscription's row in force at t (inclusive: At ≤ t), or at
+// the instant just before t (exclusive).
+func (h *History) row(sub string, t time.Time, inclusive bool) (Change, bool) {
+	rows := h.subs[sub]
+	n := sort.Search(len(rows), func(i int) bool {
+		if inclusive {
+			return rows[i].At.After(t)
+		}
+		return !rows[i].At.Before(t)
+	})
+	if n == 0 {
+		return Change{}, false
+	}
+	return rows[n-1], true
+}
+
+// patronMRR is a patron's MRR in a currency at t (or just before it).
+func (h *History) patronMRR(patron, currency string, t time.Time, inclusive bool) int64 {
+	var sum int64
+	for _, sub := range h.patrons[patron] {
+		if c, ok := h.row(sub, t, inclusive); ok && c.Currency == currency {
+			sum += c.MRR()
+		}
+	}
+	return sum
+}
+
+// Snapshot is a currency's figures at an instant.
+type Snapshot struct {
+	Currency       string
+	MRR            int64
+	PayingPatrons  int   // patrons with MRR > 0
+	ARPU           int64 // MRR / paying patrons, half to even; 0 with none
+	AtRiskMRR      int64 // the MRR of past_due subscriptions
+	PastDue        int   // patrons with a past_due subscription
+	TrialingPatron int   // patrons with a trialing subscription
+}
+
+// At is every currency's snapshot at t, by currency.
+func (h *History) At(t time.Time) map[string]*Snapshot {
+	out := map[string]*Snapshot{}
+	get := func(currency string) *Snapshot {
+		s, ok := out[currency]
+		if !ok {
+			s = &Snapshot{Currency: currency}
+			out[currency] = s
+		}
+		return s
+	}
+	for _, subs := range h.patrons {
+		mrr := map[string]int64{}
+		pastDue, trialing := map[string]bool{}, map[string]bool{}
+		for _, sub := range subs {
+			c, ok := h.row(sub, t, true)
+			if !ok {
+				continue
+			}
+			mrr[c.Currency] += c.MRR()
+			switch c.Status {
+			case "past_due":
+				get(c.Currency).AtRiskMRR += c.MRR()
+				pastDue[c.Currency] = true
+			case "trialing":
+				trialing[c.Currency] = true
+			}
+		}
+		for currency, m := range mrr {
+			s := get(currency)
+			s.MRR += m
+			if m > 0 {
+				s.PayingPatrons++
+			}
+		}
+		for currency := range pastDue {
+			get(currency).PastDue++
+		}
+		for currency := range trialing {
+			get(currency).TrialingPatron++
+		}
+	}
+	for _, s := range out {
+		if s.PayingPatrons > 0 {
+			s.ARPU = divHalfEven(s.MRR, int64(s.PayingPatrons))
+		}
+	}
+	return out
+}
+
+// Movement is a calendar month's change of MRR in one currency, split by
+// what each patron did.
+type Movement struct {
+	Month                                            time.Time // its first instant, UTC
+	MRRStart, MRREnd                                 int64
+	New, Reactivation, Expansion, Contraction, Churn int64
+	PayingStart, PayingEnd                           int
+	NewPatrons, ReactivatedPatrons, ChurnedPatrons   int
+}
+
+// MonthOf is the month containing t: its first instant, UTC.
+func MonthOf(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// Movements is the month's movements in a currency; month is any instant
+// in it. New + Reactivation + Expansion − Contraction − Churn always
+// equals MRREnd − MRRStart.
+func (h *History) Movements(month time.Time, currency string) Movement {
+	start := MonthOf(month)
+	end := start.AddDate(0, 1, 0)
+	m := Movement{Month: start}
+	for patron := range h.patrons {
+		s := h.patronMRR(patron, currency, start, false)
+		e := h.patronMRR(patron, currency, end, false)
+		m.MRRStart += s
+		m.MRREnd += e
+		if s > 0 {
+			m.PayingStart++
+		}
+		if e > 0 {
+			m.PayingEnd++
+		}
+		switch {
+		case s == 0 && e > 0:
+			if first, ok := h.firstPositive[patronCurrency{patron, currency}]; ok && first.Before(start) {
+				m.Reactivation += e
+				m.ReactivatedPatrons++
+			} else {
+				m.New += e
+				m.NewPatrons++
+			}
+		case s > 0 && e == 0:
+			m.Churn += s
+			m.ChurnedPatrons++
+		case e > s:
+			m.Expansion += e - s
+		case e < s:
+			m.Contraction += s - e
+		}
+	}
+	return m
+}
+
+func divHalfEven(num, den int64) int64 {
+	q, r := num/den, num%den
+	switch twice := 2 * r; {
+	case twice > den, twice == den && q%2 == 1:
+		q++
+	}
+	return q
+}
