@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -220,4 +222,30 @@ func divHalfEven(num, den int64) int64 {
 		q++
 	}
 	return q
+}
+
+// ChurnBetween counts, in a currency, the patrons paying at from (MRR > 0)
+// and those of them whose MRR is 0 at to.
+func (h *History) ChurnBetween(from, to time.Time, currency string) (churned, payingAtFrom int) {
+	for patron := range h.patrons {
+		if h.patronMRR(patron, currency, from, true) == 0 {
+			continue
+		}
+		payingAtFrom++
+		if h.patronMRR(patron, currency, to, true) == 0 {
+			churned++
+		}
+	}
+	return churned, payingAtFrom
+}
+
+// Currencies lists every currency the history has, sorted.
+func (h *History) Currencies() []string {
+	seen := map[string]bool{}
+	for _, rows := range h.subs {
+		for _, c := range rows {
+			seen[c.Currency] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -76,6 +76,8 @@ func (s *Server) routes() {
 	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
 	staff.GET("/tiers", s.staffListTiers)
+	staff.GET("/metrics/summary", s.staffMetricsSummary)
+	staff.GET("/metrics/mrr", s.staffMetricsMRR)
 	staff.POST("/tiers", s.requireAdmin, s.staffCreateTier)
 	staff.PATCH("/tiers/:slug", s.requireAdmin, s.staffUpdateTier)
 	staff.GET("/stripe/drift", s.staffStripeDrift)

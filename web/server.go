@@ -19,6 +19,7 @@ import (
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/metrics"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
@@ -31,7 +32,8 @@ type Deps struct {
 	Registry       *prometheus.Registry
 	Members        *members.Service
 	Billing        *billing.Service
-	Voting         *voting.Service  // nil: the voting routes answer 503
+	Voting         *voting.Service // nil: the voting routes answer 503
+	Metrics        *metrics.Service
 	Intake         *webhooks.Intake // nil: webhooks not configured
 	WebhookSecrets []string
 	Access         AccessSource // nil until billing is wired: nobody has access
@@ -75,6 +77,7 @@ type Server struct {
 	members        *members.Service
 	billing        *billing.Service
 	voting         *voting.Service
+	revenue        *metrics.Service
 	intake         *webhooks.Intake
 	webhookSecrets []string
 	access         AccessSource
@@ -107,6 +110,7 @@ func New(d Deps) (*Server, error) {
 		members:        d.Members,
 		billing:        d.Billing,
 		voting:         d.Voting,
+		revenue:        d.Metrics,
 		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,
 		webhookSecrets: d.WebhookSecrets,

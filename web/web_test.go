@@ -26,6 +26,7 @@ import (
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/metrics"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
@@ -80,6 +81,7 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 		Members:               svc,
 		Billing:               billingService,
 		Access:                billingService,
+		Metrics:               metrics.NewService(db),
 		Voting:                voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: accessVoters{billingService}, Logger: testenv.Logger()}),
 		Intake:                webhooks.NewIntake(db, queue, nil),
 		WebhookSecrets:        []string{testWebhookSecret},

@@ -26,6 +26,7 @@ import (
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/metrics"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/web"
 	"github.com/patronage/patronage/webhooks"
@@ -128,6 +129,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Members:               memberService,
 		Billing:               billingService,
 		Voting:                votingService,
+		Metrics:               metrics.NewService(db),
 		Intake:                intake,
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,

@@ -1,0 +1,152 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/members"
+)
+
+// A small history with figures worked out by hand from docs/metrics.md:
+// euros and yen, a yearly plan, a quantity change, a trial, past_due,
+// churn at midnight on the 1st and a return; the summary's 30-day revenue
+// nets tax and an invoice refund and reports donations on their own.
+func TestStaffMetricsFromHistory(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	type row struct {
+		sub, member, status, currency string
+		amount, qty                   int64
+		interval                      string
+		when                          string
+	}
+	seq := map[string]int{}
+	for _, r := range []row{
+		{"sub_a", "mem_a", "active", "eur", 500, 1, "month", "2026-01-10T09:00:00Z"},
+		{"sub_a", "mem_a", "active", "eur", 500, 2, "month", "2026-03-05T09:00:00Z"},
+		{"sub_a", "mem_a", "canceled", "eur", 500, 2, "month", "2026-04-20T09:00:00Z"},
+		{"sub_b", "mem_b", "trialing", "eur", 6000, 1, "year", "2026-02-01T09:00:00Z"},
+		{"sub_b", "mem_b", "active", "eur", 6000, 1, "year", "2026-02-15T09:00:00Z"},
+		{"sub_b", "mem_b", "past_due", "eur", 6000, 1, "year", "2026-05-03T09:00:00Z"},
+		{"sub_c", "mem_c", "active", "jpy", 1000, 1, "month", "2026-01-01T00:00:00Z"},
+		{"sub_c", "mem_c", "canceled", "jpy", 1000, 1, "month", "2026-02-01T00:00:00Z"},
+		{"sub_d", "mem_c", "active", "jpy", 1000, 1, "month", "2026-04-01T00:00:00Z"},
+	} {
+		seq[r.sub]++
+		if _, err := ts.db.Exec(`INSERT INTO subscription_history (subscription_id, seq, at, member_id, status, price_id, currency, unit_amount, quantity,
+			billing_interval, interval_count, event_id) VALUES ($1, $2, $3, $4, $5, 'price_x', $6, $7, $8, $9, 1, $10)`,
+			r.sub, seq[r.sub], at(r.when), r.member, r.status, r.currency, r.amount, r.qty, r.interval, r.sub+r.when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := ts.db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paid := at("2026-05-01T10:00:00Z")
+	exec(`INSERT INTO invoices (id, customer_id, status, currency, amount_due, amount_paid, tax, paid_at, stripe_created_at, state_at, updated_at)
+		VALUES ('in_1', 'cus_b', 'paid', 'eur', 6000, 6000, 1000, $1, $1, $1, $1)`, paid)
+	exec(`INSERT INTO charges (id, invoice_id, amount, currency, stripe_created_at, updated_at) VALUES ('ch_1', 'in_1', 6000, 'eur', $1, $1)`, paid)
+	exec(`INSERT INTO refunds (id, charge_id, amount, currency, refunded_at) VALUES ('re_1', 'ch_1', 500, 'eur', $1)`, at("2026-05-02T10:00:00Z"))
+	exec(`INSERT INTO donations (id, amount, currency, status, stripe_created_at, state_at) VALUES ('cs_1', 2500, 'eur', 'paid', $1, $1)`, at("2026-04-25T10:00:00Z"))
+	exec(`INSERT INTO donations (id, amount, currency, status, stripe_created_at, state_at) VALUES ('cs_2', 9900, 'eur', 'paid', $1, $1)`, at("2026-03-01T10:00:00Z"))
+
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+
+	rec := do(h, "GET", "/api/v1/staff/metrics/summary?at=2026-05-10T00:00:00Z", "", nil, staff...)
+	var summary struct {
+		At         string
+		Currencies []currencySummaryJSON
+		Reporting  *struct{}
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &summary) != nil || len(summary.Currencies) != 2 {
+		t.Fatalf("summary = %d %s", rec.Code, rec.Body)
+	}
+	eur, jpy := summary.Currencies[0], summary.Currencies[1]
+	half, zero := 0.5, 0.0
+	wantEUR := currencySummaryJSON{Currency: "eur", MRR: 500, ARR: 6000, PayingPatrons: 1, ARPU: 500, PastDue: 1, AtRiskMRR: 500,
+		NetRevenue30d: 4500, Donations30d: 2500, ChurnRate30d: &half, ChurnedPatrons: 1}
+	wantJPY := currencySummaryJSON{Currency: "jpy", MRR: 1000, ARR: 12000, PayingPatrons: 1, ARPU: 1000, ChurnRate30d: &zero}
+	for _, pair := range []struct{ got, want currencySummaryJSON }{{eur, wantEUR}, {jpy, wantJPY}} {
+		g, w := pair.got, pair.want
+		if g.ChurnRate30d == nil || *g.ChurnRate30d != *w.ChurnRate30d {
+			t.Errorf("%s churn rate = %v, want %v", w.Currency, g.ChurnRate30d, *w.ChurnRate30d)
+		}
+		g.ChurnRate30d, w.ChurnRate30d = nil, nil
+		if g != w {
+			t.Errorf("%s summary:\n got %+v\nwant %+v", w.Currency, g, w)
+		}
+	}
+
+	type month struct {
+		Month                                            string
+		MRRStart                                         int64 `json:"mrr_start"`
+		MRREnd                                           int64 `json:"mrr_end"`
+		New, Reactivation, Expansion, Contraction, Churn int64
+	}
+	movements := func(currency string) []month {
+		t.Helper()
+		rec := do(h, "GET", "/api/v1/staff/metrics/mrr?from=2026-01&to=2026-05&currency="+currency, "", nil, staff...)
+		var out struct{ Months []month }
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			t.Fatalf("mrr %s = %d %s", currency, rec.Code, rec.Body)
+		}
+		return out.Months
+	}
+	wantEURMonths := []month{
+		{Month: "2026-01", MRRStart: 0, MRREnd: 500, New: 500},
+		{Month: "2026-02", MRRStart: 500, MRREnd: 1000, New: 500},
+		{Month: "2026-03", MRRStart: 1000, MRREnd: 1500, Expansion: 500},
+		{Month: "2026-04", MRRStart: 1500, MRREnd: 500, Churn: 1000},
+		{Month: "2026-05", MRRStart: 500, MRREnd: 500},
+	}
+	wantJPYMonths := []month{
+		{Month: "2026-01", MRRStart: 0, MRREnd: 1000, New: 1000}, // from midnight on the 1st: January's
+		{Month: "2026-02", MRRStart: 1000, MRREnd: 0, Churn: 1000},
+		{Month: "2026-03"},
+		{Month: "2026-04", MRRStart: 0, MRREnd: 1000, Reactivation: 1000},
+		{Month: "2026-05", MRRStart: 1000, MRREnd: 1000},
+	}
+	for currency, want := range map[string][]month{"eur": wantEURMonths, "jpy": wantJPYMonths} {
+		got := movements(currency)
+		if len(got) != len(want) {
+			t.Fatalf("%s months = %+v", currency, got)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%s %s:\n got %+v\nwant %+v", currency, want[i].Month, got[i], want[i])
+			}
+		}
+	}
+
+	for _, bad := range []struct{ query, field string }{
+		{"?from=2026-05&to=2026-01&currency=eur", "from"},
+		{"?from=2026-13&currency=eur", "from"},
+		{"?from=2026-01&to=2026-02", "currency"},
+		{"?from=2026-01&to=2026-02&currency=zzz", "currency"},
+	} {
+		rec := do(h, "GET", "/api/v1/staff/metrics/mrr"+bad.query, "", nil, staff...)
+		if e := decodeError(t, rec); rec.Code != http.StatusUnprocessableEntity || e.Fields[bad.field] == "" {
+			t.Errorf("mrr%s = %d %+v, want 422 naming %s", bad.query, rec.Code, e, bad.field)
+		}
+	}
+	if rec := do(h, "GET", "/api/v1/staff/metrics/summary?at=yesterday", "", nil, staff...); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("summary at a malformed time = %d, want 422", rec.Code)
+	}
+	reader := signUpAndSignIn(t, ts, "reader@example.org")
+	if rec := do(h, "GET", "/api/v1/staff/metrics/summary", "", nil, "Cookie", withCookie(reader)); rec.Code != http.StatusForbidden {
+		t.Errorf("a reader asking for the figures = %d, want 403", rec.Code)
+	}
+}
