@@ -115,5 +115,6 @@ type Change struct {
 	Patron string
 	Seq    int // order of rows at the same instant
 	At     time.Time
+	Tier   string // the tier the price belongs to, if known
 	Plan
 }

@@ -249,3 +249,110 @@ func (h *History) Currencies() []string {
 	}
 	return slices.Sorted(maps.Keys(seen))
 }
+
+// TierFigure is the MRR and paying patrons of one tier and billing
+// interval in one currency.
+type TierFigure struct {
+	Currency, Tier, Interval string
+	IntervalCount            int
+	MRR                      int64
+	Patrons                  int // patrons with MRR > 0 on this tier and interval
+}
+
+// ByTier splits the MRR at t by currency, tier and interval, sorted.
+func (h *History) ByTier(t time.Time) []TierFigure {
+	type key struct {
+		currency, tier, interval string
+		count                    int
+	}
+	figures := map[key]*TierFigure{}
+	for _, subs := range h.patrons {
+		mine := map[key]int64{}
+		for _, sub := range subs {
+			if c, ok := h.row(sub, t, true); ok && c.MRR() > 0 {
+				mine[key{c.Currency, c.Tier, c.Interval, c.IntervalCount}] += c.MRR()
+			}
+		}
+		for k, m := range mine {
+			f, ok := figures[k]
+			if !ok {
+				f = &TierFigure{Currency: k.currency, Tier: k.tier, Interval: k.interval, IntervalCount: k.count}
+				figures[k] = f
+			}
+			f.MRR += m
+			f.Patrons++
+		}
+	}
+	out := make([]TierFigure, 0, len(figures))
+	for _, f := range figures {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Currency != b.Currency {
+			return a.Currency < b.Currency
+		}
+		if a.Tier != b.Tier {
+			return a.Tier < b.Tier
+		}
+		if a.Interval != b.Interval {
+			return a.Interval < b.Interval
+		}
+		return a.IntervalCount < b.IntervalCount
+	})
+	return out
+}
+
+// Cohort is the patrons whose MRR in a currency first exceeded 0 in one
+// month, followed month by month.
+type Cohort struct {
+	Month   time.Time // the month they joined
+	Patrons int
+	Months  []CohortMonth // from the month they joined to the last asked for
+}
+
+// CohortMonth is how a cohort stood at the end of a month.
+type CohortMonth struct {
+	Month    time.Time
+	Retained int     // patrons of the cohort with MRR > 0 at the month's end
+	Share    float64 // Retained / the cohort's patrons
+	MRR      int64   // their MRR then
+}
+
+// Cohorts groups a currency's patrons by the month their MRR first became
+// > 0, for cohorts from the month of from to the month of to, each
+// followed to the month of to.
+func (h *History) Cohorts(currency string, from, to time.Time) []Cohort {
+	first, last := MonthOf(from), MonthOf(to)
+	members := map[time.Time][]string{}
+	for key, at := range h.firstPositive {
+		if key.currency != currency {
+			continue
+		}
+		m := MonthOf(at)
+		if !m.Before(first) && !m.After(last) {
+			members[m] = append(members[m], key.patron)
+		}
+	}
+	var out []Cohort
+	for m := first; !m.After(last); m = m.AddDate(0, 1, 0) {
+		patrons := members[m]
+		c := Cohort{Month: m, Patrons: len(patrons)}
+		for k := m; !k.After(last); k = k.AddDate(0, 1, 0) {
+			cm := CohortMonth{Month: k}
+			end := k.AddDate(0, 1, 0)
+			for _, p := range patrons {
+				if mrr := h.patronMRR(p, currency, end, false); mrr > 0 {
+					cm.Retained++
+					cm.MRR += mrr
+				}
+			}
+			if c.Patrons > 0 {
+				cm.Share = float64(cm.Retained) / float64(c.Patrons)
+			}
+			c.Months = append(c.Months, cm)
+		}
+		out = append(out, c)
+	}
+	return out
+}

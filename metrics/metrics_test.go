@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -75,8 +77,17 @@ func TestHistoryAgreesWithARecomputationFromTheDefinitions(t *testing.T) {
 				}
 			}
 		}
+		for _, currency := range []string{"eur", "jpy"} {
+			from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
+			if got, want := h.Cohorts(currency, from, to), recomputeCohorts(changes, currency, from, to); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("seed %d, %s cohorts:\n got %v\nwant %v", seed, currency, got, want)
+			}
+		}
 		for range 10 {
 			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(int64(240 * 24 * time.Hour))))
+			if got, want := h.ByTier(at), recomputeByTier(changes, at); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("seed %d, at %s by tier:\n got %v\nwant %v", seed, at, got, want)
+			}
 			snap := h.At(at)
 			for _, currency := range []string{"eur", "jpy"} {
 				mrr, paying := recomputeAt(changes, at, currency)
@@ -121,7 +132,8 @@ func randomHistory(rng *rand.Rand) []Change {
 				case 1:
 					plan.AmountOff, plan.Duration = ptr(int64(rng.IntN(3000))), durations[rng.IntN(len(durations))]
 				}
-				out = append(out, Change{SubscriptionID: sub, Patron: patron, Seq: seq, At: at, Plan: plan})
+				tier := []string{"coffee", "lunch"}[rng.IntN(2)]
+				out = append(out, Change{SubscriptionID: sub, Patron: patron, Seq: seq, At: at, Tier: tier, Plan: plan})
 				switch rng.IntN(5) {
 				case 0: // the next row at the same instant
 				case 1:
@@ -266,4 +278,75 @@ func recomputeMovements(changes []Change, month time.Time, currency string) Move
 		}
 	}
 	return m
+}
+
+func recomputeByTier(changes []Change, at time.Time) []TierFigure {
+	type key struct {
+		currency, tier, interval string
+		count                    int
+	}
+	perPatron := map[key]map[string]int64{}
+	for _, c := range stateAt(changes, at, false) {
+		if m := counted(c.Plan); m > 0 {
+			k := key{c.Currency, c.Tier, c.Interval, c.IntervalCount}
+			if perPatron[k] == nil {
+				perPatron[k] = map[string]int64{}
+			}
+			perPatron[k][c.Patron] += m
+		}
+	}
+	var out []TierFigure
+	for k, patrons := range perPatron {
+		f := TierFigure{Currency: k.currency, Tier: k.tier, Interval: k.interval, IntervalCount: k.count, Patrons: len(patrons)}
+		for _, m := range patrons {
+			f.MRR += m
+		}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b TierFigure) int {
+		return cmp.Or(cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Interval, b.Interval), cmp.Compare(a.IntervalCount, b.IntervalCount))
+	})
+	if out == nil {
+		out = []TierFigure{}
+	}
+	return out
+}
+
+func recomputeCohorts(changes []Change, currency string, from, to time.Time) []Cohort {
+	// Each patron's first instant with MRR > 0: only instants where
+	// something changed can be it.
+	first := map[string]time.Time{}
+	for _, c := range changes {
+		if patronTotals(changes, c.At, false, currency)[c.Patron] > 0 {
+			if f, ok := first[c.Patron]; !ok || c.At.Before(f) {
+				first[c.Patron] = c.At
+			}
+		}
+	}
+	var out []Cohort
+	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
+		var patrons []string
+		for p, f := range first {
+			if f.Year() == m.Year() && f.Month() == m.Month() {
+				patrons = append(patrons, p)
+			}
+		}
+		c := Cohort{Month: m, Patrons: len(patrons)}
+		for k := m; !k.After(to); k = k.AddDate(0, 1, 0) {
+			totals := patronTotals(changes, k.AddDate(0, 1, 0), true, currency)
+			cm := CohortMonth{Month: k}
+			for _, p := range patrons {
+				if totals[p] > 0 {
+					cm.Retained++
+					cm.MRR += totals[p]
+				}
+			}
+			if c.Patrons > 0 {
+				cm.Share = float64(cm.Retained) / float64(c.Patrons)
+			}
+			c.Months = append(c.Months, cm)
+		}
+		out = append(out, c)
+	}
+	return out
 }

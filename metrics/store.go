@@ -21,7 +21,7 @@ func NewService(db *sqldb.DB) *Service { return &Service{db: db} }
 // History loads every subscription's history. A subscription whose member
 // was erased counts as a patron of its own.
 func (s *Service) History(ctx context.Context) (*History, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT subscription_id, seq, at, member_id, status, currency, unit_amount, quantity,
+	rows, err := s.db.QueryContext(ctx, `SELECT subscription_id, seq, at, member_id, status, COALESCE(tier_slug, ''), currency, unit_amount, quantity,
 		billing_interval, interval_count, discount_percent_off_bps, discount_amount_off, discount_duration FROM subscription_history`)
 	if err != nil {
 		return nil, fmt.Errorf("read subscription history: %w", err)
@@ -32,7 +32,7 @@ func (s *Service) History(ctx context.Context) (*History, error) {
 		var c Change
 		var member, duration sql.NullString
 		var pct, off sql.NullInt64
-		if err := rows.Scan(&c.SubscriptionID, &c.Seq, &c.At, &member, &c.Status, &c.Currency, &c.UnitAmount, &c.Quantity,
+		if err := rows.Scan(&c.SubscriptionID, &c.Seq, &c.At, &member, &c.Status, &c.Tier, &c.Currency, &c.UnitAmount, &c.Quantity,
 			&c.Interval, &c.IntervalCount, &pct, &off, &duration); err != nil {
 			return nil, fmt.Errorf("read subscription history: %w", err)
 		}
@@ -68,6 +68,20 @@ type Revenue struct {
 
 // RevenueBetween is each currency's revenue over (from, to].
 func (s *Service) RevenueBetween(ctx context.Context, from, to time.Time) (map[string]*Revenue, error) {
+	return s.revenue(ctx, from, to, ">", "<=")
+}
+
+// RevenueInMonth is each currency's revenue in a calendar month (UTC):
+// [its first instant, the next month's).
+func (s *Service) RevenueInMonth(ctx context.Context, month time.Time) (map[string]*Revenue, error) {
+	start := MonthOf(month)
+	return s.revenue(ctx, start, start.AddDate(0, 1, 0), ">=", "<")
+}
+
+// revenue sums the ledger over a period bounded by from and to with the
+// given comparisons (">" or ">=", "<" or "<="), put in place of {after}
+// and {before} in the queries.
+func (s *Service) revenue(ctx context.Context, from, to time.Time, fromOp, toOp string) (map[string]*Revenue, error) {
 	out := map[string]*Revenue{}
 	get := func(currency string) *Revenue {
 		currency = strings.ToLower(currency)
@@ -79,6 +93,7 @@ func (s *Service) RevenueBetween(ctx context.Context, from, to time.Time) (map[s
 		return r
 	}
 	sum := func(query string, add func(r *Revenue, a, b int64)) error {
+		query = strings.NewReplacer("{after}", fromOp, "{before}", toOp).Replace(query)
 		rows, err := s.db.QueryContext(ctx, query, from, to)
 		if err != nil {
 			return fmt.Errorf("read revenue: %w", err)
@@ -99,17 +114,17 @@ func (s *Service) RevenueBetween(ctx context.Context, from, to time.Time) (map[s
 		add   func(r *Revenue, a, b int64)
 	}{
 		{`SELECT currency, COALESCE(SUM(amount_paid), 0), COALESCE(SUM(tax), 0) FROM invoices
-			WHERE paid_at > $1 AND paid_at <= $2 AND amount_paid > 0 GROUP BY currency`,
+			WHERE paid_at {after} $1 AND paid_at {before} $2 AND amount_paid > 0 GROUP BY currency`,
 			func(r *Revenue, paid, tax int64) { r.Gross += paid; r.Tax += tax }},
 		{`SELECT r.currency, COALESCE(SUM(r.amount), 0), 0 FROM refunds r JOIN charges c ON c.id = r.charge_id
-			WHERE r.refunded_at > $1 AND r.refunded_at <= $2 AND c.invoice_id IS NOT NULL GROUP BY r.currency`,
+			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2 AND c.invoice_id IS NOT NULL GROUP BY r.currency`,
 			func(r *Revenue, refunded, _ int64) { r.Refunds += refunded }},
 		{`SELECT currency, COALESCE(SUM(amount), 0), 0 FROM donations
-			WHERE status = 'paid' AND state_at > $1 AND state_at <= $2 GROUP BY currency`,
+			WHERE status = 'paid' AND state_at {after} $1 AND state_at {before} $2 GROUP BY currency`,
 			func(r *Revenue, given, _ int64) { r.Donations += given }},
 		{`SELECT r.currency, COALESCE(SUM(r.amount), 0), 0 FROM refunds r JOIN charges c ON c.id = r.charge_id
 			JOIN donations d ON d.payment_intent_id = c.payment_intent_id
-			WHERE r.refunded_at > $1 AND r.refunded_at <= $2 AND c.invoice_id IS NULL GROUP BY r.currency`,
+			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2 AND c.invoice_id IS NULL GROUP BY r.currency`,
 			func(r *Revenue, refunded, _ int64) { r.Donations -= refunded }},
 	}
 	for _, step := range steps {

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,27 +25,27 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 		return v
 	}
 	type row struct {
-		sub, member, status, currency string
-		amount, qty                   int64
-		interval                      string
-		when                          string
+		sub, member, tier, status, currency string
+		amount, qty                         int64
+		interval                            string
+		when                                string
 	}
 	seq := map[string]int{}
 	for _, r := range []row{
-		{"sub_a", "mem_a", "active", "eur", 500, 1, "month", "2026-01-10T09:00:00Z"},
-		{"sub_a", "mem_a", "active", "eur", 500, 2, "month", "2026-03-05T09:00:00Z"},
-		{"sub_a", "mem_a", "canceled", "eur", 500, 2, "month", "2026-04-20T09:00:00Z"},
-		{"sub_b", "mem_b", "trialing", "eur", 6000, 1, "year", "2026-02-01T09:00:00Z"},
-		{"sub_b", "mem_b", "active", "eur", 6000, 1, "year", "2026-02-15T09:00:00Z"},
-		{"sub_b", "mem_b", "past_due", "eur", 6000, 1, "year", "2026-05-03T09:00:00Z"},
-		{"sub_c", "mem_c", "active", "jpy", 1000, 1, "month", "2026-01-01T00:00:00Z"},
-		{"sub_c", "mem_c", "canceled", "jpy", 1000, 1, "month", "2026-02-01T00:00:00Z"},
-		{"sub_d", "mem_c", "active", "jpy", 1000, 1, "month", "2026-04-01T00:00:00Z"},
+		{"sub_a", "mem_a", "coffee", "active", "eur", 500, 1, "month", "2026-01-10T09:00:00Z"},
+		{"sub_a", "mem_a", "coffee", "active", "eur", 500, 2, "month", "2026-03-05T09:00:00Z"},
+		{"sub_a", "mem_a", "coffee", "canceled", "eur", 500, 2, "month", "2026-04-20T09:00:00Z"},
+		{"sub_b", "mem_b", "lunch", "trialing", "eur", 6000, 1, "year", "2026-02-01T09:00:00Z"},
+		{"sub_b", "mem_b", "lunch", "active", "eur", 6000, 1, "year", "2026-02-15T09:00:00Z"},
+		{"sub_b", "mem_b", "lunch", "past_due", "eur", 6000, 1, "year", "2026-05-03T09:00:00Z"},
+		{"sub_c", "mem_c", "coffee", "active", "jpy", 1000, 1, "month", "2026-01-01T00:00:00Z"},
+		{"sub_c", "mem_c", "coffee", "canceled", "jpy", 1000, 1, "month", "2026-02-01T00:00:00Z"},
+		{"sub_d", "mem_c", "coffee", "active", "jpy", 1000, 1, "month", "2026-04-01T00:00:00Z"},
 	} {
 		seq[r.sub]++
-		if _, err := ts.db.Exec(`INSERT INTO subscription_history (subscription_id, seq, at, member_id, status, price_id, currency, unit_amount, quantity,
-			billing_interval, interval_count, event_id) VALUES ($1, $2, $3, $4, $5, 'price_x', $6, $7, $8, $9, 1, $10)`,
-			r.sub, seq[r.sub], at(r.when), r.member, r.status, r.currency, r.amount, r.qty, r.interval, r.sub+r.when); err != nil {
+		if _, err := ts.db.Exec(`INSERT INTO subscription_history (subscription_id, seq, at, member_id, tier_slug, status, price_id, currency, unit_amount, quantity,
+			billing_interval, interval_count, event_id) VALUES ($1, $2, $3, $4, $5, $6, 'price_x', $7, $8, $9, $10, 1, $11)`,
+			r.sub, seq[r.sub], at(r.when), r.member, r.tier, r.status, r.currency, r.amount, r.qty, r.interval, r.sub+r.when); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,6 +130,47 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 				t.Errorf("%s %s:\n got %+v\nwant %+v", currency, want[i].Month, got[i], want[i])
 			}
 		}
+	}
+
+	get := func(path string) string {
+		t.Helper()
+		rec := do(h, "GET", path, "", nil, staff...)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s = %d %s", path, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	wantRevenue := `{"currency":"eur","months":[` +
+		`{"month":"2026-03","gross":0,"tax":0,"refunds":0,"net":0,"donations":9900},` +
+		`{"month":"2026-04","gross":0,"tax":0,"refunds":0,"net":0,"donations":2500},` +
+		`{"month":"2026-05","gross":6000,"tax":1000,"refunds":500,"net":4500,"donations":0}]}`
+	if got := get("/api/v1/staff/metrics/revenue?from=2026-03&to=2026-05&currency=eur"); got != wantRevenue {
+		t.Errorf("revenue:\n got %s\nwant %s", got, wantRevenue)
+	}
+	wantTiers := `{"at":"2026-05-10T00:00:00Z","tiers":[` +
+		`{"currency":"eur","tier":"lunch","interval":"year","interval_count":1,"mrr":500,"paying_patrons":1},` +
+		`{"currency":"jpy","tier":"coffee","interval":"month","interval_count":1,"mrr":1000,"paying_patrons":1}]}`
+	if got := get("/api/v1/staff/metrics/tiers?at=2026-05-10T00:00:00Z"); got != wantTiers {
+		t.Errorf("tiers:\n got %s\nwant %s", got, wantTiers)
+	}
+	cohortMonths := func(months ...string) string { return strings.Join(months, ",") }
+	wantCohorts := `{"cohorts":[` +
+		`{"month":"2026-01","patrons":1,"months":[` + cohortMonths(
+		`{"month":"2026-01","retained_patrons":1,"share":1,"mrr":1000}`,
+		`{"month":"2026-02","retained_patrons":0,"share":0,"mrr":0}`,
+		`{"month":"2026-03","retained_patrons":0,"share":0,"mrr":0}`,
+		`{"month":"2026-04","retained_patrons":1,"share":1,"mrr":1000}`) + `]},` +
+		`{"month":"2026-02","patrons":0,"months":[` + cohortMonths(
+		`{"month":"2026-02","retained_patrons":0,"share":0,"mrr":0}`,
+		`{"month":"2026-03","retained_patrons":0,"share":0,"mrr":0}`,
+		`{"month":"2026-04","retained_patrons":0,"share":0,"mrr":0}`) + `]},` +
+		`{"month":"2026-03","patrons":0,"months":[` + cohortMonths(
+		`{"month":"2026-03","retained_patrons":0,"share":0,"mrr":0}`,
+		`{"month":"2026-04","retained_patrons":0,"share":0,"mrr":0}`) + `]},` +
+		`{"month":"2026-04","patrons":0,"months":[` + cohortMonths(
+		`{"month":"2026-04","retained_patrons":0,"share":0,"mrr":0}`) + `]}],"currency":"jpy"}`
+	if got := get("/api/v1/staff/metrics/cohorts?from=2026-01&to=2026-04&currency=jpy"); got != wantCohorts {
+		t.Errorf("cohorts:\n got %s\nwant %s", got, wantCohorts)
 	}
 
 	for _, bad := range []struct{ query, field string }{
