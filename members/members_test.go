@@ -2,6 +2,7 @@ package members_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -275,6 +276,45 @@ func TestADuplicateEmailNamesTheExistingMember(t *testing.T) {
 		e := errs.From(err)
 		if e.Code != "email_taken" || e.Details["existing_id"] != first.ID {
 			t.Errorf("duplicate = %+v, want email_taken naming %s", e, first.ID)
+		}
+	})
+}
+
+// The audit log pages newest first on both databases, filtered by subject.
+func TestAuditLogPages(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		var created []string
+		for i := range 3 {
+			m, err := s.CreateMember(ctx, members.CommandLine, fmt.Sprintf("reader%d@example.org", i), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			created = append(created, m.ID)
+			c.Advance(time.Second)
+		}
+		var seen []string
+		q := members.AuditQuery{SubjectType: "member", Limit: 2}
+		for {
+			page, err := s.AuditLog(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page {
+				seen = append(seen, e.SubjectID)
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			q.After = &page[len(page)-1]
+		}
+		want := []string{created[2], created[1], created[0]}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Errorf("audit subjects by pages of 2 = %v, want %v (newest first)", seen, want)
+		}
+		only, err := s.AuditLog(ctx, members.AuditQuery{SubjectID: created[1], Limit: 10})
+		if err != nil || len(only) != 1 || only[0].Action != "member.create" {
+			t.Errorf("one subject's entries = %+v, %v", only, err)
 		}
 	})
 }

@@ -407,6 +407,10 @@ func (s *Service) RevokeAPIToken(ctx context.Context, actor Actor, tokenOrID str
 	return t, err
 }
 
+// AuditJSON is v as an audit entry's before or after ("" if it cannot be
+// written as JSON).
+func AuditJSON(v any) string { return auditJSON(v) }
+
 func auditJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

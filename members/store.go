@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/patronage/patronage/internal/errs"
@@ -139,4 +140,56 @@ func RecordAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
 		return fmt.Errorf("record audit entry: %w", err)
 	}
 	return nil
+}
+
+// AuditQuery selects audit entries, newest first.
+type AuditQuery struct {
+	SubjectType string // "" for any
+	SubjectID   string // "" for any
+	ActorID     string // "" for any
+	// After continues a listing: entries older than this one (its time and
+	// id), as the previous page's last entry.
+	After *AuditEntry
+	Limit int
+}
+
+// AuditLog lists audit entries, newest first (by time, then id).
+func (s *Service) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	where, args := []string{"TRUE"}, []any{}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if q.SubjectType != "" {
+		add("subject_type = ?", q.SubjectType)
+	}
+	if q.SubjectID != "" {
+		add("subject_id = ?", q.SubjectID)
+	}
+	if q.ActorID != "" {
+		add("actor_id = ?", q.ActorID)
+	}
+	if q.After != nil {
+		args = append(args, q.After.CreatedAt, q.After.ID)
+		n := len(args)
+		where = append(where, fmt.Sprintf("(created_at < $%d OR (created_at = $%d AND id < $%d))", n-1, n-1, n))
+	}
+	args = append(args, q.Limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, COALESCE(actor_id, ''), actor_label, action, subject_type, subject_id,
+		COALESCE(before_json, ''), COALESCE(after_json, ''), created_at FROM audit_log WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	out := []AuditEntry{}
+	for rows.Next() {
+		var e AuditEntry
+		if err := rows.Scan(&e.ID, &e.ActorID, &e.ActorLabel, &e.Action, &e.SubjectType, &e.SubjectID, &e.Before, &e.After, &e.CreatedAt); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		e.CreatedAt = e.CreatedAt.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

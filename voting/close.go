@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/members"
 )
 
 // Result is a topic's final (or, while open, current) count.
@@ -28,10 +29,13 @@ type Results struct {
 	Topics  []Result
 }
 
+// Schedule is the actor of rounds closed because their time was up.
+var Schedule = members.Actor{Label: "schedule"}
+
 // CloseRound ends a round: its final totals are written from the ballots
 // (the truth) and never change after; the leading topics are marked won.
 // Closing a closed round changes nothing.
-func (s *Service) CloseRound(ctx context.Context, roundID string) (Results, error) {
+func (s *Service) CloseRound(ctx context.Context, actor members.Actor, roundID string) (Results, error) {
 	lock := s.roundLock(roundID)
 	lock.Lock()
 	defer lock.Unlock()
@@ -55,6 +59,9 @@ func (s *Service) CloseRound(ctx context.Context, roundID string) (Results, erro
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = $2, updated_at = $2,
 			voters = (SELECT COUNT(DISTINCT member_id) FROM ballots WHERE round_id = $1) WHERE id = $1`, roundID, now); err != nil {
 			return fmt.Errorf("close round: %w", err)
+		}
+		if err := audit(ctx, tx, actor, "round.close", "round", roundID, nil, map[string]any{"closed_at": now}, now); err != nil {
+			return err
 		}
 		// The leading topics (all of them in a tie) win, if anyone voted;
 		// the others go back to proposed for a later round.
@@ -121,7 +128,7 @@ func (s *Service) CloseDueRounds(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("find due rounds: %w", err)
 	}
 	for _, id := range due {
-		if _, err := s.CloseRound(ctx, id); err != nil {
+		if _, err := s.CloseRound(ctx, Schedule, id); err != nil {
 			return 0, err
 		}
 	}

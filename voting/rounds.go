@@ -17,6 +17,7 @@ import (
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/ids"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/members"
 )
 
 // Topic is something the newsroom could cover.
@@ -56,7 +57,7 @@ func (r Round) has(topicID string) bool {
 }
 
 // CreateTopic adds a topic staff propose.
-func (s *Service) CreateTopic(ctx context.Context, title, summary string) (Topic, error) {
+func (s *Service) CreateTopic(ctx context.Context, actor members.Actor, title, summary string) (Topic, error) {
 	title, summary = strings.TrimSpace(title), strings.TrimSpace(summary)
 	fields := map[string]string{}
 	if title == "" || utf8.RuneCountInString(title) > 200 {
@@ -70,10 +71,15 @@ func (s *Service) CreateTopic(ctx context.Context, title, summary string) (Topic
 	}
 	t := Topic{ID: ids.New("top"), Title: title, Summary: summary, Status: "proposed"}
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO topics (id, title, summary, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
-		t.ID, t.Title, t.Summary, t.Status, now)
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO topics (id, title, summary, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
+			t.ID, t.Title, t.Summary, t.Status, now); err != nil {
+			return fmt.Errorf("create topic: %w", err)
+		}
+		return audit(ctx, tx, actor, "topic.create", "topic", t.ID, nil, t, now)
+	})
 	if err != nil {
-		return Topic{}, fmt.Errorf("create topic: %w", err)
+		return Topic{}, err
 	}
 	return t, nil
 }
@@ -91,7 +97,7 @@ type RoundInput struct {
 }
 
 // CreateRound puts 2–50 proposed topics to the vote.
-func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error) {
+func (s *Service) CreateRound(ctx context.Context, actor members.Actor, in RoundInput) (Round, error) {
 	r := Round{ID: ids.New("rnd"), Title: strings.TrimSpace(in.Title), Description: strings.TrimSpace(in.Description),
 		OpensAt: in.OpensAt.UTC().Truncate(time.Microsecond), ClosesAt: in.ClosesAt.UTC().Truncate(time.Microsecond),
 		VotesPerPatron: in.VotesPerPatron, Weighting: in.Weighting, Results: in.Results}
@@ -115,7 +121,10 @@ func (s *Service) CreateRound(ctx context.Context, in RoundInput) (Round, error)
 		if err != nil {
 			return fmt.Errorf("create round: %w", err)
 		}
-		return claimTopics(ctx, tx, r.ID, r.TopicIDs, now)
+		if err := claimTopics(ctx, tx, r.ID, r.TopicIDs, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "round.create", "round", r.ID, nil, r, now)
 	})
 	if err != nil {
 		return Round{}, err
@@ -201,7 +210,7 @@ func (p RoundPatch) changesTerms() bool {
 }
 
 // UpdateRound edits a round that has not closed.
-func (s *Service) UpdateRound(ctx context.Context, id string, p RoundPatch) (Round, error) {
+func (s *Service) UpdateRound(ctx context.Context, actor members.Actor, id string, p RoundPatch) (Round, error) {
 	now := s.now()
 	var r Round
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -216,7 +225,7 @@ func (s *Service) UpdateRound(ctx context.Context, id string, p RoundPatch) (Rou
 			return errs.WithCode(errs.Conflict, "round_started",
 				"This round is open: only its title, description and closing time can change, not its topics, opening, budget, weighting or results.")
 		}
-		old := r.TopicIDs
+		before, old := r, r.TopicIDs
 		if p.Title != nil {
 			r.Title = strings.TrimSpace(*p.Title)
 		}
@@ -251,6 +260,9 @@ func (s *Service) UpdateRound(ctx context.Context, id string, p RoundPatch) (Rou
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET title = $2, description = $3, opens_at = $4, closes_at = $5, votes_per_patron = $6,
 			weighting = $7, results = $8, updated_at = $9 WHERE id = $1`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now); err != nil {
 			return fmt.Errorf("update round: %w", err)
+		}
+		if err := audit(ctx, tx, actor, "round.update", "round", r.ID, before, r, now); err != nil {
+			return err
 		}
 		if p.TopicIDs == nil {
 			return nil
@@ -401,7 +413,7 @@ type TopicPatch struct {
 
 // UpdateTopic edits a topic. Marking a won topic covered records its
 // article and, the first time, tells OnCovered who voted for it.
-func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Topic, error) {
+func (s *Service) UpdateTopic(ctx context.Context, actor members.Actor, id string, p TopicPatch) (Topic, error) {
 	fields := map[string]string{}
 	if p.Title != nil && (strings.TrimSpace(*p.Title) == "" || utf8.RuneCountInString(*p.Title) > 200) {
 		fields["title"] = "is required, at most 200 characters"
@@ -436,6 +448,7 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 		if err != nil {
 			return fmt.Errorf("find topic: %w", err)
 		}
+		before := t
 		if p.Title != nil {
 			t.Title = strings.TrimSpace(*p.Title)
 		}
@@ -465,6 +478,16 @@ func (s *Service) UpdateTopic(ctx context.Context, id string, p TopicPatch) (Top
 			t.ID, t.Title, t.Summary, t.Status, article, coveredAt, reason, now)
 		if err != nil {
 			return fmt.Errorf("update topic: %w", err)
+		}
+		after := map[string]any{"topic": t}
+		if article.Valid {
+			after["article_url"] = article.String
+		}
+		if reason != "" {
+			after["decline_reason"] = reason
+		}
+		if err := audit(ctx, tx, actor, "topic.update", "topic", t.ID, before, after, now); err != nil {
+			return err
 		}
 		if !covered {
 			return nil
@@ -526,4 +549,15 @@ func (s *Service) StaffRounds(ctx context.Context) ([]Round, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// audit records a staff write to voting in the audit log, in its
+// transaction.
+func audit(ctx context.Context, tx *sql.Tx, actor members.Actor, action, subjectType, subjectID string, before, after any, at time.Time) error {
+	e := members.AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: action, SubjectType: subjectType, SubjectID: subjectID,
+		After: members.AuditJSON(after), CreatedAt: at}
+	if before != nil {
+		e.Before = members.AuditJSON(before)
+	}
+	return members.RecordAudit(ctx, tx, e)
 }

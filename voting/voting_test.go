@@ -16,6 +16,7 @@ import (
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -74,13 +75,13 @@ func eachWith(t *testing.T, weighting string, eligibility func(db *sqldb.DB) vot
 		ctx := context.Background()
 		var topics []string
 		for i := range 10 {
-			tp, err := svc.CreateTopic(ctx, fmt.Sprintf("Topic %d", i), "")
+			tp, err := svc.CreateTopic(ctx, members.CommandLine, fmt.Sprintf("Topic %d", i), "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			topics = append(topics, tp.ID)
 		}
-		r, err := svc.CreateRound(ctx, voting.RoundInput{Title: "What next?", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour),
+		r, err := svc.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "What next?", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour),
 			VotesPerPatron: 3, Weighting: weighting, TopicIDs: topics})
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +210,7 @@ func TestCastRepeatWithdrawAndRefusals(t *testing.T) {
 				t.Errorf("cast %s/%s/%s = %v, want %s", c.member, c.round, c.topic, err, c.code)
 			}
 		}
-		closed, err := f.svc.CreateRound(ctx, voting.RoundInput{Title: "Past", OpensAt: time.Now().Add(-2 * time.Hour), ClosesAt: time.Now().Add(-time.Hour),
+		closed, err := f.svc.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "Past", OpensAt: time.Now().Add(-2 * time.Hour), ClosesAt: time.Now().Add(-time.Hour),
 			TopicIDs: []string{mustTopic(t, f.svc), mustTopic(t, f.svc)}})
 		if err != nil {
 			t.Fatal(err)
@@ -222,7 +223,7 @@ func TestCastRepeatWithdrawAndRefusals(t *testing.T) {
 
 func mustTopic(t *testing.T, svc *voting.Service) string {
 	t.Helper()
-	tp, err := svc.CreateTopic(context.Background(), "Another topic", "")
+	tp, err := svc.CreateTopic(context.Background(), members.CommandLine, "Another topic", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestClosingARoundFixesItsResults(t *testing.T) {
 				}
 			}
 		}
-		res, err := f.svc.CloseRound(ctx, f.round.ID)
+		res, err := f.svc.CloseRound(ctx, members.CommandLine, f.round.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +336,7 @@ func TestClosingARoundFixesItsResults(t *testing.T) {
 		if err := f.svc.WithdrawVote(ctx, f.round.ID, "mem_a", f.round.TopicIDs[1]); errs.From(err).Code != "round_closed" {
 			t.Errorf("withdrawal after close = %v, want round_closed", err)
 		}
-		again, err := f.svc.CloseRound(ctx, f.round.ID)
+		again, err := f.svc.CloseRound(ctx, members.CommandLine, f.round.ID)
 		if err != nil || fmt.Sprint(again) != fmt.Sprint(res) {
 			t.Errorf("closing again = %+v, %v; want the same results", again, err)
 		}
@@ -362,7 +363,7 @@ func TestARoundClosingWhileVotesArrive(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if _, err := f.svc.CloseRound(ctx, f.round.ID); err != nil {
+					if _, err := f.svc.CloseRound(ctx, members.CommandLine, f.round.ID); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -396,9 +397,9 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) {
 				calls = append(calls, call{tp.ID, url, ids})
 			}})
-		a, _ := v.CreateTopic(ctx, "Rivers", "")
-		b, _ := v.CreateTopic(ctx, "Rents", "")
-		r, err := v.CreateRound(ctx, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
+		a, _ := v.CreateTopic(ctx, members.CommandLine, "Rivers", "")
+		b, _ := v.CreateTopic(ctx, members.CommandLine, "Rents", "")
+		r, err := v.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,18 +409,18 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 			}
 		}
 		covered, url := "covered", "https://news.example/rivers"
-		if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); errs.From(err).Code != "invalid_transition" {
+		if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); errs.From(err).Code != "invalid_transition" {
 			t.Errorf("covering a topic still in its round = %v, want invalid_transition", err)
 		}
-		if _, err := v.CloseRound(ctx, r.ID); err != nil {
+		if _, err := v.CloseRound(ctx, members.CommandLine, r.ID); err != nil {
 			t.Fatal(err)
 		}
 		bad := "javascript:alert(1)"
-		if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &bad}); !errs.Is(err, errs.Invalid) {
+		if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &bad}); !errs.Is(err, errs.Invalid) {
 			t.Errorf("covering with a bad URL = %v, want 422", err)
 		}
 		for range 2 {
-			if _, err := v.UpdateTopic(ctx, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); err != nil {
+			if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -507,7 +508,7 @@ func TestRoundUnderStress(t *testing.T) {
 					defer wg.Done()
 					<-lossDone // a closed round's ballots are final, lost access or not
 					<-lossDone // a closed round's ballots are final, lost access or not
-					if _, err := f.svc.CloseRound(ctx, f.round.ID); err != nil {
+					if _, err := f.svc.CloseRound(ctx, members.CommandLine, f.round.ID); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -615,9 +616,9 @@ func TestAVoteAnswersUnavailableOnlyWhenItsBallotIsNotStored(t *testing.T) {
 		m := miniredis.RunT(t)
 		rdb := &redisx.Redis{Client: redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1}), Prefix: "t:"}
 		svc := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: newVoters(map[string]voting.Voter{"mem_a": {Active: true, Weight: 1}}), Logger: testenv.Logger()})
-		a, _ := svc.CreateTopic(ctx, "A", "")
-		b, _ := svc.CreateTopic(ctx, "B", "")
-		r, err := svc.CreateRound(ctx, voting.RoundInput{Title: "R", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
+		a, _ := svc.CreateTopic(ctx, members.CommandLine, "A", "")
+		b, _ := svc.CreateTopic(ctx, members.CommandLine, "B", "")
+		r, err := svc.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "R", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: []string{a.ID, b.ID}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -237,6 +237,13 @@ func actorOf(m members.Member) members.Actor {
 	return members.Actor{MemberID: m.ID, Label: m.Email}
 }
 
+// staffActor is the staff member making this request (requireStaff has
+// let it through), for the audit log.
+func (s *Server) staffActor(c *gin.Context) members.Actor {
+	m, _ := s.currentMember(c)
+	return actorOf(m)
+}
+
 // checkOrigin refuses cross-site writes that ride on the session cookie.
 // Browsers say where a request comes from in Sec-Fetch-Site (or, older ones,
 // Origin); a write carrying our cookie must come from our own origin. API

@@ -99,8 +99,7 @@ func (s *Server) staffCreateTier(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	actor, _ := s.currentMember(c)
-	ch, err := s.billing.CreateTier(c.Request.Context(), actorOf(actor), in)
+	ch, err := s.billing.CreateTier(c.Request.Context(), s.staffActor(c), in)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -114,8 +113,7 @@ func (s *Server) staffUpdateTier(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	actor, _ := s.currentMember(c)
-	ch, err := s.billing.UpdateTier(c.Request.Context(), actorOf(actor), c.Param("slug"), p)
+	ch, err := s.billing.UpdateTier(c.Request.Context(), s.staffActor(c), c.Param("slug"), p)
 	if err != nil {
 		s.fail(c, err)
 		return

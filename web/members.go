@@ -91,8 +91,7 @@ func (s *Server) staffCreateMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	actor, _ := s.currentMember(c)
-	m, err := s.members.CreateMember(c.Request.Context(), actorOf(actor), req.Email, req.Name)
+	m, err := s.members.CreateMember(c.Request.Context(), s.staffActor(c), req.Email, req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -132,8 +131,7 @@ func (s *Server) staffFindMembers(c *gin.Context) {
 // staffSignInLink gives an admin a sign-in link for a reader who cannot
 // receive mail; the members service records it in the audit log.
 func (s *Server) staffSignInLink(c *gin.Context) {
-	actor, _ := s.currentMember(c)
-	url, err := s.members.StaffSignInLink(c.Request.Context(), actorOf(actor), c.Param("id"))
+	url, err := s.members.StaffSignInLink(c.Request.Context(), s.staffActor(c), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return

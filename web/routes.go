@@ -76,6 +76,7 @@ func (s *Server) routes() {
 	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
 	staff.GET("/tiers", s.staffListTiers)
+	staff.GET("/audit", s.staffAudit)
 	staff.GET("/metrics/summary", s.staffMetricsSummary)
 	staff.GET("/metrics/mrr", s.staffMetricsMRR)
 	staff.GET("/metrics/revenue", s.staffMetricsRevenue)

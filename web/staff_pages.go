@@ -153,7 +153,8 @@ func (s *Server) staffVotingForm(c *gin.Context) {
 	if s.voteDisabled(c) {
 		return
 	}
-	if _, ok := s.staffPageMember(c, "/staff/voting"); !ok {
+	m, ok := s.staffPageMember(c, "/staff/voting")
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
@@ -161,7 +162,7 @@ func (s *Server) staffVotingForm(c *gin.Context) {
 	form := map[string]string{}
 	switch c.PostForm("action") {
 	case "topic":
-		_, err = s.voting.CreateTopic(ctx, c.PostForm("title"), c.PostForm("summary"))
+		_, err = s.voting.CreateTopic(ctx, actorOf(m), c.PostForm("title"), c.PostForm("summary"))
 		form["topic_title"], form["topic_summary"] = c.PostForm("title"), c.PostForm("summary")
 	case "round":
 		for _, k := range []string{"title", "description", "opens_at", "closes_at", "votes_per_patron", "weighting", "results"} {
@@ -186,14 +187,14 @@ func (s *Server) staffVotingForm(c *gin.Context) {
 		if len(fields) > 0 {
 			err = errs.InvalidFields(fields)
 		} else {
-			_, err = s.voting.CreateRound(ctx, in)
+			_, err = s.voting.CreateRound(ctx, actorOf(m), in)
 		}
 	case "close":
-		_, err = s.voting.CloseRound(ctx, c.PostForm("round_id"))
+		_, err = s.voting.CloseRound(ctx, actorOf(m), c.PostForm("round_id"))
 	case "covered":
 		url := c.PostForm("article_url")
 		status := "covered"
-		_, err = s.voting.UpdateTopic(ctx, c.PostForm("topic_id"), voting.TopicPatch{Status: &status, ArticleURL: &url})
+		_, err = s.voting.UpdateTopic(ctx, actorOf(m), c.PostForm("topic_id"), voting.TopicPatch{Status: &status, ArticleURL: &url})
 	default:
 		err = errs.InvalidFields(map[string]string{"action": "must be topic, round, close or covered"})
 	}
@@ -246,7 +247,8 @@ func (s *Server) staffSuggestionForm(c *gin.Context) {
 	if s.voteDisabled(c) {
 		return
 	}
-	if _, ok := s.staffPageMember(c, "/staff/suggestions"); !ok {
+	m, ok := s.staffPageMember(c, "/staff/suggestions")
+	if !ok {
 		return
 	}
 	var p voting.TopicPatch
@@ -261,7 +263,7 @@ func (s *Server) staffSuggestionForm(c *gin.Context) {
 		s.renderStaffSuggestions(c, http.StatusUnprocessableEntity, pageData{Error: "Choose approve or decline."})
 		return
 	}
-	if _, err := s.voting.UpdateTopic(c.Request.Context(), c.Param("id"), p); err != nil {
+	if _, err := s.voting.UpdateTopic(c.Request.Context(), actorOf(m), c.Param("id"), p); err != nil {
 		s.showProblem(c, err, pageData{}, func(status int, d pageData) { s.renderStaffSuggestions(c, status, d) })
 		return
 	}

@@ -243,7 +243,7 @@ func (s *Server) staffCreateTopic(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	t, err := v.CreateTopic(c.Request.Context(), req.Title, req.Summary)
+	t, err := v.CreateTopic(c.Request.Context(), s.staffActor(c), req.Title, req.Summary)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -272,7 +272,7 @@ func (s *Server) staffCreateRound(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r, err := v.CreateRound(c.Request.Context(), voting.RoundInput{Title: req.Title, Description: req.Description, OpensAt: req.OpensAt,
+	r, err := v.CreateRound(c.Request.Context(), s.staffActor(c), voting.RoundInput{Title: req.Title, Description: req.Description, OpensAt: req.OpensAt,
 		ClosesAt: req.ClosesAt, VotesPerPatron: req.VotesPerPatron, Weighting: req.Weighting, Results: req.Results, TopicIDs: req.TopicIDs})
 	if err != nil {
 		s.fail(c, err)
@@ -304,7 +304,7 @@ func (s *Server) staffUpdateRound(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r, err := v.UpdateRound(c.Request.Context(), c.Param("id"), voting.RoundPatch{Title: req.Title, Description: req.Description,
+	r, err := v.UpdateRound(c.Request.Context(), s.staffActor(c), c.Param("id"), voting.RoundPatch{Title: req.Title, Description: req.Description,
 		OpensAt: req.OpensAt, ClosesAt: req.ClosesAt, VotesPerPatron: req.VotesPerPatron, Weighting: req.Weighting, Results: req.Results, TopicIDs: req.TopicIDs})
 	if err != nil {
 		s.fail(c, err)
@@ -318,7 +318,7 @@ func (s *Server) staffCloseRound(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := v.CloseRound(c.Request.Context(), c.Param("id")); err != nil {
+	if _, err := v.CloseRound(c.Request.Context(), s.staffActor(c), c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -345,7 +345,7 @@ func (s *Server) staffUpdateTopic(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	t, err := v.UpdateTopic(c.Request.Context(), c.Param("id"), voting.TopicPatch{Title: req.Title, Summary: req.Summary, Status: req.Status,
+	t, err := v.UpdateTopic(c.Request.Context(), s.staffActor(c), c.Param("id"), voting.TopicPatch{Title: req.Title, Summary: req.Summary, Status: req.Status,
 		ArticleURL: req.ArticleURL, DeclineReason: req.DeclineReason})
 	if err != nil {
 		s.fail(c, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -43,13 +44,13 @@ func TestVotingFollowsBillingsAccess(t *testing.T) {
 		}
 		var topics []string
 		for _, title := range []string{"Housing", "Water"} {
-			tp, err := v.CreateTopic(ctx, title, "")
+			tp, err := v.CreateTopic(ctx, members.CommandLine, title, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			topics = append(topics, tp.ID)
 		}
-		r, err := v.CreateRound(ctx, voting.RoundInput{Title: "Next", OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), Weighting: "tier", TopicIDs: topics})
+		r, err := v.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "Next", OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), Weighting: "tier", TopicIDs: topics})
 		if err != nil {
 			t.Fatal(err)
 		}

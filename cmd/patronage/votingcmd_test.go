@@ -10,6 +10,7 @@ import (
 
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -42,13 +43,13 @@ func TestVotingVerifyAndRebuild(t *testing.T) {
 	v := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: everyoneVotes{}})
 	var topics []string
 	for _, title := range []string{"Rivers", "Rents"} {
-		tp, err := v.CreateTopic(ctx, title, "")
+		tp, err := v.CreateTopic(ctx, members.CommandLine, title, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		topics = append(topics, tp.ID)
 	}
-	r, err := v.CreateRound(ctx, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: topics})
+	r, err := v.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "Next", OpensAt: time.Now().Add(-time.Hour), ClosesAt: time.Now().Add(time.Hour), TopicIDs: topics})
 	if err != nil {
 		t.Fatal(err)
 	}
