@@ -215,6 +215,9 @@ func (h *History) Movements(month time.Time, currency string) Movement {
 	return m
 }
 
+// DivHalfEven divides a non-negative num by den > 0, rounding half to even.
+func DivHalfEven(num, den int64) int64 { return divHalfEven(num, den) }
+
 func divHalfEven(num, den int64) int64 {
 	q, r := num/den, num%den
 	switch twice := 2 * r; {
@@ -355,4 +358,19 @@ func (h *History) Cohorts(currency string, from, to time.Time) []Cohort {
 		out = append(out, c)
 	}
 	return out
+}
+
+// PayingPatrons counts the patrons with MRR > 0 at t in any currency, each
+// once.
+func (h *History) PayingPatrons(t time.Time) int {
+	n := 0
+	for _, subs := range h.patrons {
+		for _, sub := range subs {
+			if c, ok := h.row(sub, t, true); ok && c.MRR() > 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

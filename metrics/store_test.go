@@ -7,6 +7,7 @@ import (
 
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
 )
 
@@ -58,4 +59,53 @@ func TestHistoryAndRevenueFromTheDatabase(t *testing.T) {
 			t.Errorf("revenue = %+v, want %+v", r, want)
 		}
 	})
+}
+
+// Rates are stored exactly, replaced for the same instant, found by the
+// instant measured, and convert between currencies of different decimals.
+func TestExchangeRates(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		s := metrics.NewService(db)
+		jan, may := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 5, 0, 0, 0, 0, time.UTC)
+		for _, r := range []metrics.Rate{
+			{Currency: "JPY", Reporting: "eur", ValidFrom: jan, Rate: "0.0070"},
+			{Currency: "jpy", Reporting: "eur", ValidFrom: jan, Rate: "0.0061"}, // replaces the one before
+			{Currency: "jpy", Reporting: "eur", ValidFrom: may, Rate: "0.0062"},
+		} {
+			if _, err := s.SetRate(ctx, members.CommandLine, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rates, err := s.Rates(ctx, "EUR")
+		if err != nil || len(rates) != 2 {
+			t.Fatalf("rates = %+v, %v", rates, err)
+		}
+		if r, ok := metrics.RateAt(rates, "jpy", may.Add(-time.Second)); !ok || r.Rate != "0.0061" {
+			t.Errorf("rate just before May 5 = %+v", r)
+		}
+		if r, ok := metrics.RateAt(rates, "jpy", may); !ok || r.Rate != "0.0062" {
+			t.Errorf("rate on May 5 = %+v", r)
+		}
+		if _, ok := metrics.RateAt(rates, "jpy", jan.Add(-time.Second)); ok {
+			t.Error("a rate before any was entered")
+		}
+	})
+	for _, tt := range []struct {
+		amount   int64
+		from, to string
+		rate     string
+		want     int64
+	}{
+		{1000, "jpy", "eur", "0.0062", 620},   // ¥1,000 → €6.20
+		{1250, "eur", "jpy", "162.5", 2031},   // €12.50 → ¥2,031.25 → ¥2,031
+		{1, "eur", "kwd", "0.33", 3},          // €0.01 → 0.0033 KWD → 3 fils
+		{25, "eur", "usd", "1.1", 28},         // 27.5 cents, ties to even → 28
+		{35, "eur", "usd", "0.5", 18},         // 17.5 → 18
+		{-1000, "jpy", "eur", "0.0062", -620}, // refunds larger than payments
+	} {
+		if got := metrics.Convert(tt.amount, tt.from, tt.to, tt.rate); got != tt.want {
+			t.Errorf("Convert(%d %s → %s at %s) = %d, want %d", tt.amount, tt.from, tt.to, tt.rate, got, tt.want)
+		}
+	}
 }

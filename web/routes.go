@@ -78,6 +78,8 @@ func (s *Server) routes() {
 	staff.GET("/tiers", s.staffListTiers)
 	staff.GET("/audit", s.staffAudit)
 	staff.GET("/metrics/summary", s.staffMetricsSummary)
+	staff.GET("/fx-rates", s.staffListRates)
+	staff.POST("/fx-rates", s.staffSetRate)
 	staff.GET("/metrics/mrr", s.staffMetricsMRR)
 	staff.GET("/metrics/revenue", s.staffMetricsRevenue)
 	staff.GET("/metrics/cohorts", s.staffMetricsCohorts)

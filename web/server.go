@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/gin-gonic/gin"
@@ -26,25 +27,28 @@ import (
 
 // Deps is everything the HTTP layer needs, built by cmd and passed in.
 type Deps struct {
-	Logger         *slog.Logger
-	DB             *sqldb.DB
-	Redis          *redisx.Redis
-	Registry       *prometheus.Registry
-	Members        *members.Service
-	Billing        *billing.Service
-	Voting         *voting.Service // nil: the voting routes answer 503
-	Metrics        *metrics.Service
-	Intake         *webhooks.Intake // nil: webhooks not configured
-	WebhookSecrets []string
-	Access         AccessSource // nil until billing is wired: nobody has access
-	Limiter        *ratelimit.Limiter
-	BaseURL        *url.URL
-	Newsroom       string
-	CustomCSSURL   string
-	CustomCSSPath  string // a stylesheet file served at /custom.css when CustomCSSURL is empty
-	MaxBodyBytes   int64
-	MetricsToken   string
-	TrustedProxies []string
+	Logger   *slog.Logger
+	DB       *sqldb.DB
+	Redis    *redisx.Redis
+	Registry *prometheus.Registry
+	Members  *members.Service
+	Billing  *billing.Service
+	Voting   *voting.Service // nil: the voting routes answer 503
+	Metrics  *metrics.Service
+	// ReportingCurrency is the currency staff totals are also converted
+	// into ("" for none).
+	ReportingCurrency string
+	Intake            *webhooks.Intake // nil: webhooks not configured
+	WebhookSecrets    []string
+	Access            AccessSource // nil until billing is wired: nobody has access
+	Limiter           *ratelimit.Limiter
+	BaseURL           *url.URL
+	Newsroom          string
+	CustomCSSURL      string
+	CustomCSSPath     string // a stylesheet file served at /custom.css when CustomCSSURL is empty
+	MaxBodyBytes      int64
+	MetricsToken      string
+	TrustedProxies    []string
 
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
@@ -78,6 +82,7 @@ type Server struct {
 	billing        *billing.Service
 	voting         *voting.Service
 	revenue        *metrics.Service
+	reporting      string // lower case; "" for none
 	intake         *webhooks.Intake
 	webhookSecrets []string
 	access         AccessSource
@@ -111,6 +116,7 @@ func New(d Deps) (*Server, error) {
 		billing:        d.Billing,
 		voting:         d.Voting,
 		revenue:        d.Metrics,
+		reporting:      strings.ToLower(d.ReportingCurrency),
 		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,
 		webhookSecrets: d.WebhookSecrets,

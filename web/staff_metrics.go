@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"maps"
 	"net/http"
 	"slices"
@@ -76,7 +77,16 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 		}
 		out = append(out, j)
 	}
-	c.JSON(http.StatusOK, gin.H{"at": rfc3339(at), "currencies": out, "reporting": nil})
+	var reporting any // null without a reporting currency
+	if s.reporting != "" {
+		rates, err := s.revenue.Rates(ctx, s.reporting)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		reporting = reportingSummary(s.reporting, out, rates, at, h.PayingPatrons(at))
+	}
+	c.JSON(http.StatusOK, gin.H{"at": rfc3339(at), "currencies": out, "reporting": reporting})
 }
 
 type movementJSON struct {
@@ -266,4 +276,94 @@ func (s *Server) instant(c *gin.Context) (time.Time, bool) {
 
 func monthsBetween(from, to time.Time) int {
 	return (to.Year()-from.Year())*12 + int(to.Month()) - int(from.Month())
+}
+
+type reportingJSON struct {
+	Currency      string   `json:"currency"`
+	MRR           int64    `json:"mrr"`
+	ARR           int64    `json:"arr"`
+	PayingPatrons int      `json:"paying_patrons"`
+	ARPU          int64    `json:"arpu"`
+	AtRiskMRR     int64    `json:"at_risk_mrr"`
+	NetRevenue30d int64    `json:"net_revenue_30d"`
+	Donations30d  int64    `json:"donations_30d"`
+	MissingRates  []string `json:"missing_rates"`
+}
+
+// reportingSummary converts each currency's figures into the reporting
+// currency at the rate in force at the instant measured, and adds them up;
+// currencies without a rate then are left out and listed. Paying patrons
+// are counted once however many currencies they pay in.
+func reportingSummary(reporting string, perCurrency []currencySummaryJSON, rates []metrics.Rate, at time.Time, paying int) reportingJSON {
+	out := reportingJSON{Currency: reporting, PayingPatrons: paying, MissingRates: []string{}}
+	for _, cur := range perCurrency {
+		rate := "1"
+		if cur.Currency != reporting {
+			r, ok := metrics.RateAt(rates, cur.Currency, at)
+			if !ok {
+				out.MissingRates = append(out.MissingRates, cur.Currency)
+				continue
+			}
+			rate = r.Rate
+		}
+		conv := func(v int64) int64 { return metrics.Convert(v, cur.Currency, reporting, rate) }
+		out.MRR += conv(cur.MRR)
+		out.AtRiskMRR += conv(cur.AtRiskMRR)
+		out.NetRevenue30d += conv(cur.NetRevenue30d)
+		out.Donations30d += conv(cur.Donations30d)
+	}
+	out.ARR = 12 * out.MRR
+	if paying > 0 && len(out.MissingRates) == 0 {
+		out.ARPU = metrics.DivHalfEven(out.MRR, int64(paying))
+	}
+	return out
+}
+
+type rateJSON struct {
+	Currency  string `json:"currency"`
+	Rate      string `json:"rate"`
+	ValidFrom string `json:"valid_from"`
+}
+
+// staffSetRate records an exchange rate into the reporting currency.
+func (s *Server) staffSetRate(c *gin.Context) {
+	if s.reporting == "" {
+		s.fail(c, errs.WithCode(errs.Conflict, "no_reporting_currency", "Set REPORTING_CURRENCY before entering exchange rates."))
+		return
+	}
+	var req struct {
+		Currency  string      `json:"currency"`
+		Rate      json.Number `json:"rate"`
+		ValidFrom time.Time   `json:"valid_from"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	r, err := s.revenue.SetRate(c.Request.Context(), s.staffActor(c), metrics.Rate{Currency: req.Currency, Reporting: s.reporting, ValidFrom: req.ValidFrom, Rate: req.Rate.String()})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"reporting_currency": s.reporting, "rate": rateJSON{Currency: r.Currency, Rate: r.Rate, ValidFrom: rfc3339(r.ValidFrom)}})
+}
+
+// staffListRates lists the exchange rates into the reporting currency.
+func (s *Server) staffListRates(c *gin.Context) {
+	rates := []rateJSON{}
+	if s.reporting != "" {
+		list, err := s.revenue.Rates(c.Request.Context(), s.reporting)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, r := range list {
+			rates = append(rates, rateJSON{Currency: r.Currency, Rate: r.Rate, ValidFrom: rfc3339(r.ValidFrom)})
+		}
+	}
+	var reporting *string
+	if s.reporting != "" {
+		reporting = &s.reporting
+	}
+	c.JSON(http.StatusOK, gin.H{"reporting_currency": reporting, "rates": rates})
 }

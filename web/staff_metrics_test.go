@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // churn at midnight on the 1st and a return; the summary's 30-day revenue
 // nets tax and an invoice refund and reports donations on their own.
 func TestStaffMetricsFromHistory(t *testing.T) {
-	ts := newFullTestServer(t)
+	ts := newFullTestServer(t, func(d *Deps) { d.ReportingCurrency = "EUR" })
 	h := ts.Handler()
 	at := func(s string) time.Time {
 		v, err := time.Parse(time.RFC3339, s)
@@ -66,11 +67,30 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 	token, _ := staffSetup(t, ts, members.RoleStaff)
 	staff := []string{"Authorization", "Bearer " + token}
 
+	// Yen into euros: 0.0061 from January, 0.0062 from 5 May.
+	for _, r := range []string{`{"currency":"jpy","rate":"0.0061","valid_from":"2026-01-01T00:00:00Z"}`, `{"currency":"JPY","rate":0.0062,"valid_from":"2026-05-05T00:00:00Z"}`} {
+		if rec := postJSON(h, "/api/v1/staff/fx-rates", r, staff...); rec.Code != http.StatusCreated {
+			t.Fatalf("set rate %s = %d %s", r, rec.Code, rec.Body)
+		}
+	}
+	for _, bad := range []struct{ body, field string }{
+		{`{"currency":"jpy","rate":"-1","valid_from":"2026-01-01T00:00:00Z"}`, "rate"},
+		{`{"currency":"jpy","rate":"1e3","valid_from":"2026-01-01T00:00:00Z"}`, "rate"},
+		{`{"currency":"eur","rate":"1","valid_from":"2026-01-01T00:00:00Z"}`, "currency"},
+		{`{"currency":"zzz","rate":"1","valid_from":"2026-01-01T00:00:00Z"}`, "currency"},
+		{`{"currency":"jpy","rate":"1"}`, "valid_from"},
+	} {
+		rec := postJSON(h, "/api/v1/staff/fx-rates", bad.body, staff...)
+		if e := decodeError(t, rec); rec.Code != http.StatusUnprocessableEntity || e.Fields[bad.field] == "" {
+			t.Errorf("rate %s = %d %+v, want 422 naming %s", bad.body, rec.Code, e, bad.field)
+		}
+	}
+
 	rec := do(h, "GET", "/api/v1/staff/metrics/summary?at=2026-05-10T00:00:00Z", "", nil, staff...)
 	var summary struct {
 		At         string
 		Currencies []currencySummaryJSON
-		Reporting  *struct{}
+		Reporting  *reportingJSON
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &summary) != nil || len(summary.Currencies) != 2 {
 		t.Fatalf("summary = %d %s", rec.Code, rec.Body)
@@ -89,6 +109,17 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 		if g != w {
 			t.Errorf("%s summary:\n got %+v\nwant %+v", w.Currency, g, w)
 		}
+	}
+
+	// ¥1,000 at 0.0062 is €6.20: 500 + 620 cents of MRR from two patrons.
+	wantReporting := reportingJSON{Currency: "eur", MRR: 1120, ARR: 13440, PayingPatrons: 2, ARPU: 560, AtRiskMRR: 500,
+		NetRevenue30d: 4500, Donations30d: 2500, MissingRates: []string{}}
+	if r := summary.Reporting; r == nil || fmt.Sprint(*r) != fmt.Sprint(wantReporting) {
+		t.Errorf("reporting:\n got %+v\nwant %+v", r, wantReporting)
+	}
+	json.Unmarshal(do(h, "GET", "/api/v1/staff/metrics/summary?at=2025-12-31T00:00:00Z", "", nil, staff...).Body.Bytes(), &summary)
+	if r := summary.Reporting; r == nil || fmt.Sprint(r.MissingRates) != "[jpy]" {
+		t.Errorf("before any yen rate, reporting = %+v; want jpy listed as missing", r)
 	}
 
 	type month struct {
@@ -190,5 +221,21 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 	reader := signUpAndSignIn(t, ts, "reader@example.org")
 	if rec := do(h, "GET", "/api/v1/staff/metrics/summary", "", nil, "Cookie", withCookie(reader)); rec.Code != http.StatusForbidden {
 		t.Errorf("a reader asking for the figures = %d, want 403", rec.Code)
+	}
+}
+
+// Without a reporting currency there is nothing to convert into: rates
+// are refused and the summary's reporting is null.
+func TestNoReportingCurrency(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	token, _ := staffSetup(t, ts, members.RoleStaff)
+	staff := []string{"Authorization", "Bearer " + token}
+	rec := postJSON(h, "/api/v1/staff/fx-rates", `{"currency":"jpy","rate":"0.0061","valid_from":"2026-01-01T00:00:00Z"}`, staff...)
+	if e := decodeError(t, rec); rec.Code != http.StatusConflict || e.Code != "no_reporting_currency" {
+		t.Errorf("a rate without a reporting currency = %d %+v, want 409 no_reporting_currency", rec.Code, e)
+	}
+	if body := do(h, "GET", "/api/v1/staff/metrics/summary", "", nil, staff...).Body.String(); !strings.Contains(body, `"reporting":null`) {
+		t.Errorf("summary without a reporting currency: %s", body)
 	}
 }

@@ -130,6 +130,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Billing:               billingService,
 		Voting:                votingService,
 		Metrics:               metrics.NewService(db),
+		ReportingCurrency:     cfg.ReportingCurrency,
 		Intake:                intake,
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,

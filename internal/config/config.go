@@ -49,10 +49,11 @@ type Config struct {
 	SMTPURL      string // SMTP_URL: smtp:// (STARTTLS when offered) or smtps://; empty logs mail instead
 	MailFrom     string // MAIL_FROM
 
-	SignInPerEmailPerHour   int // RATE_LIMIT_SIGNIN_PER_EMAIL
-	SignInPerIPPerHour      int // RATE_LIMIT_SIGNIN_PER_IP
-	VotesPerMemberPerSecond int // RATE_LIMIT_VOTES_PER_SECOND: casts and withdrawals a member may make a second
-	CheckoutPerIPPerHour    int // RATE_LIMIT_CHECKOUT_PER_IP
+	SignInPerEmailPerHour   int    // RATE_LIMIT_SIGNIN_PER_EMAIL
+	SignInPerIPPerHour      int    // RATE_LIMIT_SIGNIN_PER_IP
+	VotesPerMemberPerSecond int    // RATE_LIMIT_VOTES_PER_SECOND: casts and withdrawals a member may make a second
+	ReportingCurrency       string // REPORTING_CURRENCY: staff totals converted into it (upper case); "" = none
+	CheckoutPerIPPerHour    int    // RATE_LIMIT_CHECKOUT_PER_IP
 
 	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
@@ -186,6 +187,7 @@ func Load(env Lookup) (Config, error) {
 		CustomCSSURL:              p.cssURL("CUSTOM_CSS_URL"),
 		LogLevel:                  p.logLevel("LOG_LEVEL", slog.LevelInfo),
 		MetricsToken:              p.str("METRICS_TOKEN", ""),
+		ReportingCurrency:         p.currency("REPORTING_CURRENCY"),
 	}
 	for _, proxy := range c.TrustedProxies {
 		if net.ParseIP(proxy) == nil {
@@ -203,6 +205,20 @@ func Load(env Lookup) (Config, error) {
 type parser struct {
 	env      Lookup
 	problems []Problem
+}
+
+// currency is an optional ISO 4217 code Stripe accepts, upper case.
+func (p *parser) currency(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		return ""
+	}
+	c, err := money.Normalize(v)
+	if err != nil {
+		p.fail(name, "%s", err)
+		return ""
+	}
+	return c
 }
 
 func (p *parser) fail(name, format string, args ...any) {
