@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"maps"
+	"math/big"
 	"slices"
 	"sort"
 	"time"
@@ -373,4 +374,27 @@ func (h *History) PayingPatrons(t time.Time) int {
 		}
 	}
 	return n
+}
+
+// LTV is a patron's lifetime value in a currency at t: ARPU at t over the
+// mean monthly patron churn rate of the six full months before t's month
+// (those with paying patrons at their start), rounded half to even; false
+// when there is no such month or the mean is 0.
+func (h *History) LTV(t time.Time, currency string, arpu int64) (int64, bool) {
+	sum := new(big.Rat)
+	n := int64(0)
+	for k := 1; k <= 6; k++ {
+		m := h.Movements(MonthOf(t).AddDate(0, -k, 0), currency)
+		if m.PayingStart == 0 {
+			continue
+		}
+		sum.Add(sum, big.NewRat(int64(m.ChurnedPatrons), int64(m.PayingStart)))
+		n++
+	}
+	if n == 0 || sum.Sign() == 0 {
+		return 0, false
+	}
+	// ARPU / (sum / n) = ARPU × n / sum
+	v := new(big.Rat).Mul(new(big.Rat).SetInt64(arpu*n), new(big.Rat).Inv(sum))
+	return roundHalfEven(new(big.Int).Set(v.Num()), new(big.Int).Set(v.Denom())), true
 }

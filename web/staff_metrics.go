@@ -30,6 +30,7 @@ type currencySummaryJSON struct {
 	Donations30d   int64    `json:"donations_30d"`
 	ChurnRate30d   *float64 `json:"churn_rate_30d"`
 	ChurnedPatrons int      `json:"churned_patrons_30d"`
+	LTV            *int64   `json:"ltv"`
 }
 
 // staffMetricsSummary is every currency's figures at an instant (default
@@ -69,6 +70,9 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 		if r := revenue[cur]; r != nil {
 			j.NetRevenue30d, j.Donations30d = r.Net, r.Donations
 		}
+		if ltv, ok := h.LTV(at, cur, j.ARPU); ok {
+			j.LTV = &ltv
+		}
 		churned, paying := h.ChurnBetween(from, at, cur)
 		j.ChurnedPatrons = churned
 		if paying > 0 {
@@ -103,6 +107,9 @@ type movementJSON struct {
 	NewPatrons         int    `json:"new_patrons"`
 	ReactivatedPatrons int    `json:"reactivated_patrons"`
 	ChurnedPatrons     int    `json:"churned_patrons"`
+	// Rates, null when the month started with no paying patrons or MRR.
+	PatronChurnRate  *float64 `json:"patron_churn_rate"`
+	RevenueChurnRate *float64 `json:"revenue_churn_rate"`
 }
 
 // maxMonths bounds one request for monthly figures.
@@ -123,10 +130,19 @@ func (s *Server) staffMetricsMRR(c *gin.Context) {
 	months := []movementJSON{}
 	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
 		mv := h.Movements(m, currency)
-		months = append(months, movementJSON{Month: m.Format("2006-01"), MRRStart: mv.MRRStart, MRREnd: mv.MRREnd,
+		j := movementJSON{Month: m.Format("2006-01"), MRRStart: mv.MRRStart, MRREnd: mv.MRREnd,
 			New: mv.New, Reactivation: mv.Reactivation, Expansion: mv.Expansion, Contraction: mv.Contraction, Churn: mv.Churn,
 			PayingStart: mv.PayingStart, PayingEnd: mv.PayingEnd, NewPatrons: mv.NewPatrons, ReactivatedPatrons: mv.ReactivatedPatrons,
-			ChurnedPatrons: mv.ChurnedPatrons})
+			ChurnedPatrons: mv.ChurnedPatrons}
+		if mv.PayingStart > 0 {
+			r := float64(mv.ChurnedPatrons) / float64(mv.PayingStart)
+			j.PatronChurnRate = &r
+		}
+		if mv.MRRStart > 0 {
+			r := float64(mv.Churn+mv.Contraction) / float64(mv.MRRStart)
+			j.RevenueChurnRate = &r
+		}
+		months = append(months, j)
 	}
 	c.JSON(http.StatusOK, gin.H{"currency": currency, "months": months})
 }

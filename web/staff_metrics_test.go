@@ -97,15 +97,22 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 	}
 	eur, jpy := summary.Currencies[0], summary.Currencies[1]
 	half, zero := 0.5, 0.0
+	// LTV: ARPU over the mean patron churn rate of the six months before
+	// May that began with paying patrons — euros: Feb 0/1, Mar 0/2, Apr
+	// 1/2, mean 1/6, so 500 × 6; yen: Feb 1/1, so 1000 × 1.
+	ltvEUR, ltvJPY := int64(3000), int64(1000)
 	wantEUR := currencySummaryJSON{Currency: "eur", MRR: 500, ARR: 6000, PayingPatrons: 1, ARPU: 500, PastDue: 1, AtRiskMRR: 500,
-		NetRevenue30d: 4500, Donations30d: 2500, ChurnRate30d: &half, ChurnedPatrons: 1}
-	wantJPY := currencySummaryJSON{Currency: "jpy", MRR: 1000, ARR: 12000, PayingPatrons: 1, ARPU: 1000, ChurnRate30d: &zero}
+		NetRevenue30d: 4500, Donations30d: 2500, ChurnRate30d: &half, ChurnedPatrons: 1, LTV: &ltvEUR}
+	wantJPY := currencySummaryJSON{Currency: "jpy", MRR: 1000, ARR: 12000, PayingPatrons: 1, ARPU: 1000, ChurnRate30d: &zero, LTV: &ltvJPY}
 	for _, pair := range []struct{ got, want currencySummaryJSON }{{eur, wantEUR}, {jpy, wantJPY}} {
 		g, w := pair.got, pair.want
 		if g.ChurnRate30d == nil || *g.ChurnRate30d != *w.ChurnRate30d {
 			t.Errorf("%s churn rate = %v, want %v", w.Currency, g.ChurnRate30d, *w.ChurnRate30d)
 		}
-		g.ChurnRate30d, w.ChurnRate30d = nil, nil
+		if g.LTV == nil || *g.LTV != *w.LTV {
+			t.Errorf("%s LTV = %v, want %d", w.Currency, g.LTV, *w.LTV)
+		}
+		g.ChurnRate30d, w.ChurnRate30d, g.LTV, w.LTV = nil, nil, nil, nil
 		if g != w {
 			t.Errorf("%s summary:\n got %+v\nwant %+v", w.Currency, g, w)
 		}
@@ -163,6 +170,18 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 		}
 	}
 
+	var rates struct {
+		Months []struct {
+			Month            string
+			PatronChurnRate  *float64 `json:"patron_churn_rate"`
+			RevenueChurnRate *float64 `json:"revenue_churn_rate"`
+		}
+	}
+	json.Unmarshal(do(h, "GET", "/api/v1/staff/metrics/mrr?from=2026-01&to=2026-04&currency=eur", "", nil, staff...).Body.Bytes(), &rates)
+	if m := rates.Months; len(m) != 4 || m[0].PatronChurnRate != nil || m[3].PatronChurnRate == nil || *m[3].PatronChurnRate != 0.5 ||
+		m[3].RevenueChurnRate == nil || *m[3].RevenueChurnRate != 1000.0/1500 {
+		t.Errorf("churn rates by month = %+v; want none in January (no one paying at its start), April 1/2 of patrons and 1000/1500 of MRR", m)
+	}
 	get := func(path string) string {
 		t.Helper()
 		rec := do(h, "GET", path, "", nil, staff...)
