@@ -74,7 +74,7 @@ func setSubscription(t *testing.T, ts testServer, memberID, status string, end t
 	}
 	_, err = ts.db.Exec(`INSERT INTO subscriptions (id, member_id, customer_id, tier_slug, status, currency, unit_amount, quantity, billing_interval,
 		current_period_start, current_period_end, state_at, updated_at)
-		VALUES ('sub_web', $1, 'cus_web', 'coffee', $2, 'EUR', 500, 1, 'month', $3, $4, $3, $3)
+		VALUES ('sub_' || $1, $1, 'cus_' || $1, 'coffee', $2, 'EUR', 500, 1, 'month', $3, $4, $3, $3)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status`, memberID, status, now, end)
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,7 @@ func (s *Server) routes() {
 	staff := api.Group("/staff", s.requireStaff)
 	staff.POST("/members", s.staffCreateMember)
 	staff.GET("/members", s.staffFindMembers)
+	staff.GET("/members.csv", s.requireAdmin, s.staffMembersCSV)
 	staff.GET("/members/:id", s.staffGetMember)
 	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)

@@ -1,0 +1,68 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/testenv"
+)
+
+// Staff's member list filters by access, tier and text (a literal % or _
+// matches only itself) and pages by id, on both databases.
+func TestListMembersFiltersAndPages(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		s := NewService(Deps{DB: db})
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i, m := range []struct {
+			name   string
+			active bool
+			tier   string
+		}{{"Ada_1", true, "coffee"}, {"Bob", true, "lunch"}, {"Cy 50%", false, ""}, {"Dee", false, "coffee"}} {
+			id := fmt.Sprintf("mem_%d", i)
+			if _, err := db.Exec(`INSERT INTO members (id, email, name, role, created_at, updated_at) VALUES ($1, $2, $3, 'patron', $4, $4)`,
+				id, fmt.Sprintf("p%d@example.org", i), m.name, now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`INSERT INTO member_access (member_id, active, source, tier_slug, changed_at) VALUES ($1, $2, 'subscription', $3, $4)`,
+				id, m.active, m.tier, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		names := func(f MemberFilter) []string {
+			t.Helper()
+			if f.Limit == 0 {
+				f.Limit = 10
+			}
+			rows, err := s.ListMembers(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range rows {
+				out = append(out, r.Member.Name)
+			}
+			return out
+		}
+		for _, tt := range []struct {
+			f    MemberFilter
+			want string
+		}{
+			{MemberFilter{Status: "active"}, "[Ada_1 Bob]"},
+			{MemberFilter{Status: "inactive"}, "[Cy 50% Dee]"},
+			{MemberFilter{Tier: "coffee"}, "[Ada_1]"}, // Dee's coffee access has ended
+			{MemberFilter{Query: "a_"}, "[Ada_1]"},
+			{MemberFilter{Query: "50%"}, "[Cy 50%]"},
+			{MemberFilter{Query: "P2@EXAMPLE"}, "[Cy 50%]"},
+			{MemberFilter{Limit: 2}, "[Ada_1 Bob]"},
+			{MemberFilter{Limit: 2, After: "mem_1"}, "[Cy 50% Dee]"},
+		} {
+			if got := fmt.Sprint(names(tt.f)); got != tt.want {
+				t.Errorf("%+v: %s, want %s", tt.f, got, tt.want)
+			}
+		}
+	})
+}
