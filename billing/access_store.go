@@ -60,9 +60,10 @@ type VoterAccess struct {
 // their access waits for that transaction, and the transaction sees any
 // change committed before it read. Voting stores ballots this way, so a
 // member losing access cannot slip a ballot past the withdrawal that
-// follows. A member with no row has no access. Their tiers' weights are
-// read in the same transaction: nothing here waits for another connection.
-func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]VoterAccess, error) {
+// follows. A member with no row has no access. With weights, their tiers'
+// vote weights are read too, in the same transaction: nothing here waits
+// for another connection (without, VoteWeight is 1).
+func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []string, weights bool) (map[string]VoterAccess, error) {
 	out := make(map[string]VoterAccess, len(memberIDs))
 	if len(memberIDs) == 0 {
 		return out, nil
@@ -91,7 +92,7 @@ func (s *Service) AccessShared(ctx context.Context, tx *sql.Tx, memberIDs []stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read access: %w", err)
 	}
-	if len(tiers) == 0 {
+	if !weights || len(tiers) == 0 {
 		return out, nil
 	}
 	slugs := slices.Sorted(maps.Keys(tiers))

@@ -31,6 +31,7 @@ const (
 // cast is one vote waiting to be stored, and where its outcome goes.
 type cast struct {
 	round, member, topic string
+	seen                 int64 // the version of the round the request checked
 	done                 chan castOutcome
 }
 
@@ -62,7 +63,7 @@ func (s *Service) CastVote(ctx context.Context, roundID, memberID, topicID strin
 			go s.commitLoop()
 		}
 	})
-	c := &cast{round: roundID, member: memberID, topic: topicID, done: make(chan castOutcome, 1)}
+	c := &cast{round: roundID, member: memberID, topic: topicID, seen: r.Version, done: make(chan castOutcome, 1)}
 	select {
 	case s.pending <- c:
 	case <-ctx.Done():
@@ -177,19 +178,26 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 		clear(weights)
 		now := s.now()
 		budgets, weighting := map[string]int{}, map[string]string{}
+		tierWeighted := false
 		for _, id := range rounds {
 			var open bool
 			var budget int
 			var w string
-			err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND opens_at <= $2 AND closes_at > $2, votes_per_patron, weighting
-				FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), id, now).Scan(&open, &budget, &w)
+			var version int64
+			err := tx.QueryRowContext(ctx, `SELECT closed_at IS NULL AND opens_at <= $2 AND closes_at > $2, votes_per_patron, weighting, version
+				FROM rounds WHERE id = $1`+s.db.Dialect.ForShare(), id, now).Scan(&open, &budget, &w, &version)
 			if err != nil && err != sql.ErrNoRows {
 				return fmt.Errorf("check round: %w", err)
 			}
-			// The request checked a copy of the round up to a second old:
-			// whether it is open and what it offers are checked here.
+			// The request checked a copy of the round up to a second old.
+			// Whether it is open is checked here; its topics too, unless
+			// the round is unchanged since that copy was read.
 			var topics []string
-			if open {
+			stale := false
+			for _, c := range batch {
+				stale = stale || (c.round == id && c.seen != version)
+			}
+			if open && stale {
 				if topics, err = sqldb.QueryStrings(ctx, tx, `SELECT topic_id FROM round_topics WHERE round_id = $1`, id); err != nil {
 					return fmt.Errorf("check round topics: %w", err)
 				}
@@ -199,10 +207,11 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 				case c.round != id:
 				case !open:
 					out[c] = castOutcome{err: errRoundClosed}
-				case !slices.Contains(topics, c.topic):
+				case stale && !slices.Contains(topics, c.topic):
 					out[c] = castOutcome{err: errTopicNotFound}
 				}
 			}
+			tierWeighted = tierWeighted || w == "tier"
 			budgets[id], weighting[id] = budget, w
 		}
 		// Who may vote, read in this transaction: see Eligibility.
@@ -212,7 +221,7 @@ func (s *Service) storeBatch(ctx context.Context, batch []*cast) (map[*cast]cast
 				voterIDs = append(voterIDs, c.member)
 			}
 		}
-		voters, err := s.eligible.Voters(ctx, tx, slices.Compact(slices.Sorted(slices.Values(voterIDs))))
+		voters, err := s.eligible.Voters(ctx, tx, slices.Compact(slices.Sorted(slices.Values(voterIDs))), tierWeighted)
 		if err != nil {
 			return fmt.Errorf("check voters: %w", err)
 		}

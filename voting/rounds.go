@@ -40,6 +40,7 @@ type Round struct {
 	Results        string // live or sealed
 	ClosedAt       *time.Time
 	TopicIDs       []string
+	Version        int64 // grows with every change of the definition
 }
 
 // Open reports whether the round takes votes at t.
@@ -257,7 +258,8 @@ func (s *Service) UpdateRound(ctx context.Context, actor members.Actor, id strin
 		if len(fields) > 0 {
 			return errs.InvalidFields(fields)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET title = $2, description = $3, opens_at = $4, closes_at = $5, votes_per_patron = $6,
+		r.Version++
+		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET version = version + 1, title = $2, description = $3, opens_at = $4, closes_at = $5, votes_per_patron = $6,
 			weighting = $7, results = $8, updated_at = $9 WHERE id = $1`, r.ID, r.Title, r.Description, r.OpensAt, r.ClosesAt, r.VotesPerPatron, r.Weighting, r.Results, now); err != nil {
 			return fmt.Errorf("update round: %w", err)
 		}
@@ -296,8 +298,8 @@ func (s *Service) FindRound(ctx context.Context, id string) (Round, error) {
 func findRound(ctx context.Context, q sqldb.Queryer, id, lock string) (Round, error) {
 	var r Round
 	var closed sql.NullTime
-	err := q.QueryRowContext(ctx, `SELECT id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, closed_at FROM rounds WHERE id = $1`+lock, id).
-		Scan(&r.ID, &r.Title, &r.Description, &r.OpensAt, &r.ClosesAt, &r.VotesPerPatron, &r.Weighting, &r.Results, &closed)
+	err := q.QueryRowContext(ctx, `SELECT id, title, description, opens_at, closes_at, votes_per_patron, weighting, results, closed_at, version FROM rounds WHERE id = $1`+lock, id).
+		Scan(&r.ID, &r.Title, &r.Description, &r.OpensAt, &r.ClosesAt, &r.VotesPerPatron, &r.Weighting, &r.Results, &closed, &r.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Round{}, errRoundNotFound
 	}

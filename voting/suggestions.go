@@ -53,7 +53,7 @@ func (s *Service) SuggestTopic(ctx context.Context, memberID, title, summary str
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM members WHERE id = $1`+s.db.Dialect.ForUpdate(), memberID).Scan(&id); err != nil {
 			return fmt.Errorf("lock member: %w", err)
 		}
-		voters, err := s.eligible.Voters(ctx, tx, []string{memberID})
+		voters, err := s.eligible.Voters(ctx, tx, []string{memberID}, false)
 		if err != nil {
 			return fmt.Errorf("check access: %w", err)
 		}

@@ -31,7 +31,8 @@ type Voter struct {
 // access waits for ballots being stored, and the withdrawal that follows a
 // lost access finds them. A member it does not list may not vote.
 type Eligibility interface {
-	Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]Voter, error)
+	// Weight is only needed (and read) when weights is set.
+	Voters(ctx context.Context, tx *sql.Tx, memberIDs []string, weights bool) (map[string]Voter, error)
 }
 
 // Service is the voting domain.

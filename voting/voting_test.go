@@ -35,7 +35,7 @@ func (v voters) set(id string, to voting.Voter) {
 	v.mu.Unlock()
 }
 
-func (v voters) Voters(_ context.Context, _ *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+func (v voters) Voters(_ context.Context, _ *sql.Tx, memberIDs []string, _ bool) (map[string]voting.Voter, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	out := map[string]voting.Voter{}
@@ -580,7 +580,7 @@ func TestRoundUnderStress(t *testing.T) {
 // until the ballots' transaction ends, as billing's access does.
 type tableVoters struct{ db *sqldb.DB }
 
-func (v tableVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+func (v tableVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string, _ bool) (map[string]voting.Voter, error) {
 	out := map[string]voting.Voter{}
 	for _, id := range memberIDs {
 		var vr voting.Voter
@@ -657,5 +657,51 @@ func TestACastAfterRedisForgetsItsScriptCountsInTheAnswer(t *testing.T) {
 			t.Errorf("the answer's tally = %v, want the vote in it", res.Tally)
 		}
 		f.wantTallyMatchesBallots(t)
+	})
+}
+
+// A replica's copy of a round is up to a second old: when another replica
+// changed the round's topics just before it opened, a vote for a topic no
+// longer in it is refused, not stored.
+func TestAStaleCopyOfARoundCannotStoreAVoteForARemovedTopic(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		rdb := testenv.EmbeddedRedis(t)
+		var mu sync.Mutex
+		clock := time.Now().UTC().Truncate(time.Microsecond)
+		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+		voters := newVoters(map[string]voting.Voter{"mem_a": {Active: true, Weight: 1}})
+		a := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters, Now: now})
+		b := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters, Now: now})
+		var topics []string
+		for _, title := range []string{"X", "Y", "Z"} {
+			tp, err := a.CreateTopic(ctx, members.CommandLine, title, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			topics = append(topics, tp.ID)
+		}
+		r, err := a.CreateRound(ctx, members.CommandLine, voting.RoundInput{Title: "R", OpensAt: clock.Add(time.Minute), ClosesAt: clock.Add(time.Hour), TopicIDs: topics[:2]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.CastVote(ctx, r.ID, "mem_a", topics[0]); !errs.Is(err, errs.Conflict) { // a caches the round: not open yet
+			t.Fatalf("a vote before opening = %v, want round_closed", err)
+		}
+		if _, err := b.UpdateRound(ctx, members.CommandLine, r.ID, voting.RoundPatch{TopicIDs: topics[1:]}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		clock = clock.Add(2 * time.Minute) // the round opens
+		mu.Unlock()
+		_, err = a.CastVote(ctx, r.ID, "mem_a", topics[0])
+		if e := errs.From(err); err == nil || e.Code != "topic_not_found" {
+			t.Errorf("a vote for the removed topic through a stale copy = %v, want topic_not_found", err)
+		}
+		// The added topic is refused through the copy until it is renewed
+		// (a second at most); refused, never stored wrongly.
+		if _, err := a.CastVote(ctx, r.ID, "mem_a", topics[2]); errs.From(err).Code != "topic_not_found" {
+			t.Errorf("a vote for the added topic through the stale copy = %v, want topic_not_found", err)
+		}
 	})
 }

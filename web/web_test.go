@@ -109,8 +109,8 @@ func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) te
 // real one, with tier weights).
 type accessVoters struct{ billing *billing.Service }
 
-func (a accessVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
-	access, err := a.billing.AccessShared(ctx, tx, memberIDs)
+func (a accessVoters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string, _ bool) (map[string]voting.Voter, error) {
+	access, err := a.billing.AccessShared(ctx, tx, memberIDs, false)
 	out := map[string]voting.Voter{}
 	for id, acc := range access {
 		out[id] = voting.Voter{Active: acc.Active, Weight: 1}

@@ -18,8 +18,8 @@ type voters struct{ billing *billing.Service }
 
 var _ voting.Eligibility = voters{}
 
-func (v voters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
-	access, err := v.billing.AccessShared(ctx, tx, memberIDs)
+func (v voters) Voters(ctx context.Context, tx *sql.Tx, memberIDs []string, weights bool) (map[string]voting.Voter, error) {
+	access, err := v.billing.AccessShared(ctx, tx, memberIDs, weights)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 
 type everyoneVotes struct{}
 
-func (everyoneVotes) Voters(_ context.Context, _ *sql.Tx, memberIDs []string) (map[string]voting.Voter, error) {
+func (everyoneVotes) Voters(_ context.Context, _ *sql.Tx, memberIDs []string, _ bool) (map[string]voting.Voter, error) {
 	out := map[string]voting.Voter{}
 	for _, id := range memberIDs {
 		out[id] = voting.Voter{Active: true, Weight: 1}
