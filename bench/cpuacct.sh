@@ -41,7 +41,7 @@ if [[ "${WAIT_IDLE:-1}" == 1 ]]; then
   done
 fi
 
-s1=$(mktemp); s2=$(mktemp); tf=$(mktemp); trap 'rm -f "$s1" "$s2" "$tf"' EXIT
+s1=$(mktemp); s2=$(mktemp); tf=$(mktemp); trap 'rm -f "$s1" "$s2" "$s2.c1" "$s2.c2" "$tf"' EXIT
 # CPU of our finished children (the command itself), from getrusage via `times`.
 # `times` must run in this shell, not in a $(...) subshell, to see our children.
 child_ticks() {
