@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
 )
 
 // Staff's member list filters by access, tier and text (a literal % or _
@@ -63,6 +65,33 @@ func TestListMembersFiltersAndPages(t *testing.T) {
 			if got := fmt.Sprint(names(tt.f)); got != tt.want {
 				t.Errorf("%+v: %s, want %s", tt.f, got, tt.want)
 			}
+		}
+	})
+}
+
+// A complimentary grant gives access at once and its revocation takes it
+// back, on both databases.
+func TestComplimentaryGrantAndRevoke(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		s := NewService(Deps{DB: db})
+		now := time.Now().UTC()
+		if _, err := db.Exec(`INSERT INTO members (id, email, role, created_at, updated_at) VALUES ('mem_g', 'g@example.org', 'patron', $1, $1)`, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO tiers (slug, name, created_at, updated_at) VALUES ('coffee', 'Coffee', $1, $1)`, now); err != nil {
+			t.Fatal(err)
+		}
+		until := now.Add(48 * time.Hour)
+		a, err := s.GrantComplimentary(ctx, members.CommandLine, "mem_g", GrantInput{Tier: "coffee", Until: &until})
+		if err != nil || !a.Active || a.Source != "complimentary" || a.Tier != "coffee" {
+			t.Fatalf("after the grant: %+v, %v", a, err)
+		}
+		if a, err = s.RevokeComplimentary(ctx, members.CommandLine, "mem_g"); err != nil || a.Active {
+			t.Fatalf("after the revocation: %+v, %v", a, err)
+		}
+		if _, err := s.RevokeComplimentary(ctx, members.CommandLine, "mem_g"); !errs.Is(err, errs.NotFound) {
+			t.Errorf("revoking again = %v, want not found", err)
 		}
 	})
 }

@@ -172,3 +172,32 @@ func (s *Server) staffStripeDrift(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"report": rep})
 }
+
+// staffGrantComplimentary gives a member access without payment (admins).
+func (s *Server) staffGrantComplimentary(c *gin.Context) {
+	var req struct {
+		Tier   string     `json:"tier"`
+		Until  *time.Time `json:"until"`
+		Reason string     `json:"reason"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, err := s.billing.GrantComplimentary(c.Request.Context(), s.staffActor(c), c.Param("id"), billing.GrantInput{Tier: req.Tier, Until: req.Until, Reason: req.Reason})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"access": toAccessJSON(a)})
+}
+
+// staffRevokeComplimentary ends a member's complimentary access (admins).
+func (s *Server) staffRevokeComplimentary(c *gin.Context) {
+	a, err := s.billing.RevokeComplimentary(c.Request.Context(), s.staffActor(c), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"access": toAccessJSON(a)})
+}

@@ -112,8 +112,8 @@ func (s *Server) staffGetMember(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"member": toStaffMemberJSON(m)})
 }
 
-// staffFindMembers is an exact lookup by email; it answers a list (of zero
-// or one) so it can grow into search without changing shape.
+// staffFindMembers looks a member up by exact email (a list of zero or
+// one), or lists members by access, tier and text, a page at a time.
 func (s *Server) staffFindMembers(c *gin.Context) {
 	if email, ok := c.GetQuery("email"); ok {
 		list := []staffMemberJSON{}

@@ -115,3 +115,65 @@ func idsOfList(l struct {
 	}
 	return out
 }
+
+// Admins give a reader complimentary access and take it back; both count
+// at once, are audited, and refuse what is not right.
+func TestComplimentaryAccess(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	reader := signUpAndSignIn(t, ts, "guest@example.org")
+	var me struct {
+		Member struct {
+			ID     string
+			Access struct {
+				Active bool
+				Source *string
+			}
+		}
+	}
+	json.Unmarshal(do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)).Body.Bytes(), &me)
+	id := me.Member.ID
+	if _, err := ts.db.Exec(`INSERT INTO tiers (slug, name, created_at, updated_at) VALUES ('coffee', 'Coffee', $1, $1)`, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	adminToken, _ := staffSetup(t, ts, members.RoleAdmin)
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	staffToken, _ := staffSetup(t, ts, members.RoleStaff)
+	path := "/api/v1/staff/members/" + id + "/complimentary"
+
+	if rec := postJSON(h, path, `{"tier":"coffee"}`, "Authorization", "Bearer "+staffToken); rec.Code != http.StatusForbidden {
+		t.Errorf("staff (not admin) granting = %d, want 403", rec.Code)
+	}
+	for _, bad := range []struct{ body, field string }{
+		{`{}`, "tier"},
+		{`{"tier":"caviar"}`, "tier"},
+		{`{"tier":"coffee","until":"2020-01-01T00:00:00Z"}`, "until"},
+	} {
+		rec := postJSON(h, path, bad.body, admin...)
+		if e := decodeError(t, rec); rec.Code != http.StatusUnprocessableEntity || e.Fields[bad.field] == "" {
+			t.Errorf("grant %s = %d %+v, want 422 naming %s", bad.body, rec.Code, e, bad.field)
+		}
+	}
+	if rec := postJSON(h, "/api/v1/staff/members/mem_nobody/complimentary", `{"tier":"coffee"}`, admin...); rec.Code != http.StatusNotFound {
+		t.Errorf("grant to no one = %d, want 404", rec.Code)
+	}
+	until := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if rec := postJSON(h, path, `{"tier":"coffee","until":"`+until+`","reason":"Source for the flood story"}`, admin...); rec.Code != http.StatusCreated ||
+		!strings.Contains(rec.Body.String(), `"active":true`) || !strings.Contains(rec.Body.String(), `"source":"complimentary"`) {
+		t.Fatalf("grant = %d %s", rec.Code, rec.Body)
+	}
+	json.Unmarshal(do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)).Body.Bytes(), &me)
+	if !me.Member.Access.Active {
+		t.Errorf("the reader's access after the grant: %+v", me.Member.Access)
+	}
+	if rec := do(h, "DELETE", path, "", nil, admin...); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"active":false`) {
+		t.Fatalf("revoke = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "DELETE", path, "", nil, admin...); rec.Code != http.StatusNotFound {
+		t.Errorf("revoking again = %d, want 404", rec.Code)
+	}
+	audit := do(h, "GET", "/api/v1/staff/audit?subject_type=member&subject_id="+id, "", nil, admin...).Body.String()
+	if !strings.Contains(audit, "complimentary.grant") || !strings.Contains(audit, "complimentary.revoke") {
+		t.Errorf("audit of the member: %s", audit)
+	}
+}
