@@ -563,3 +563,13 @@ func audit(ctx context.Context, tx *sql.Tx, actor members.Actor, action, subject
 	}
 	return members.RecordAudit(ctx, tx, e)
 }
+
+// VotesCast counts the votes a member has standing, in every round, for
+// staff: how many, never which.
+func (s *Service) VotesCast(ctx context.Context, memberID string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ballots WHERE member_id = $1`, memberID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count votes: %w", err)
+	}
+	return n, nil
+}

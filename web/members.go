@@ -104,12 +104,32 @@ func (s *Server) staffCreateMember(c *gin.Context) {
 }
 
 func (s *Server) staffGetMember(c *gin.Context) {
-	m, err := s.members.FindMemberByID(c.Request.Context(), c.Param("id"))
+	ctx := c.Request.Context()
+	m, err := s.members.FindMemberByID(ctx, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"member": toStaffMemberJSON(m)})
+	// How many votes they have standing, never which.
+	var votes *int
+	if s.voting != nil {
+		n, err := s.voting.VotesCast(ctx, m.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		votes = &n
+	}
+	entries, err := s.members.AuditLog(ctx, members.AuditQuery{SubjectType: "member", SubjectID: m.ID, Limit: 20})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	audit := make([]auditEntryJSON, 0, len(entries))
+	for _, e := range entries {
+		audit = append(audit, toAuditEntryJSON(e))
+	}
+	c.JSON(http.StatusOK, gin.H{"member": toStaffMemberJSON(m), "votes_cast": votes, "audit": audit})
 }
 
 // staffFindMembers looks a member up by exact email (a list of zero or

@@ -60,9 +60,7 @@ func (s *Server) staffAudit(c *gin.Context) {
 	}
 	out := make([]auditEntryJSON, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, auditEntryJSON{ID: e.ID, Actor: auditActorJSON{ID: optional(e.ActorID), Label: e.ActorLabel}, Action: e.Action,
-			SubjectType: e.SubjectType, SubjectID: e.SubjectID, Before: rawJSON(e.Before), After: rawJSON(e.After),
-			CreatedAt: e.CreatedAt.Format(time.RFC3339Nano)})
+		out = append(out, toAuditEntryJSON(e))
 	}
 	var next *string
 	if len(entries) == q.Limit {
@@ -70,6 +68,12 @@ func (s *Server) staffAudit(c *gin.Context) {
 		next = &cur
 	}
 	c.JSON(http.StatusOK, gin.H{"entries": out, "next_cursor": next})
+}
+
+func toAuditEntryJSON(e members.AuditEntry) auditEntryJSON {
+	return auditEntryJSON{ID: e.ID, Actor: auditActorJSON{ID: optional(e.ActorID), Label: e.ActorLabel}, Action: e.Action,
+		SubjectType: e.SubjectType, SubjectID: e.SubjectID, Before: rawJSON(e.Before), After: rawJSON(e.After),
+		CreatedAt: e.CreatedAt.Format(time.RFC3339Nano)}
 }
 
 func rawJSON(s string) json.RawMessage {
