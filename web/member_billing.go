@@ -116,6 +116,12 @@ func (s *Server) staffMemberBilling(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, memberBillingJSON(b))
+}
+
+// memberBillingJSON is a member's billing as staff see it.
+func memberBillingJSON(b billing.MemberBilling) gin.H {
 	subs := make([]subscriptionJSON, 0, len(b.Subscriptions))
 	for _, v := range b.Subscriptions {
 		j := subscriptionJSON{ID: v.ID, CustomerID: v.CustomerID, Tier: optional(v.Tier), Unmapped: v.Tier == "", PriceID: v.PriceID, Status: v.Status,
@@ -153,9 +159,8 @@ func (s *Server) staffMemberBilling(c *gin.Context) {
 			Created: rfc3339(d.Created), Refunds: toRefundsJSON(d.Refunds)})
 	}
 	a := b.Access
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"access": toAccessJSON(members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}),
-		"subscriptions": subs, "payments": payments, "donations": donations})
+	return gin.H{"access": toAccessJSON(members.Access{Active: a.Active, Source: a.Source, Tier: a.Tier, Until: a.Until}),
+		"subscriptions": subs, "payments": payments, "donations": donations}
 }
 
 // staffStripeDrift shows the last reconciliation with Stripe and what it
@@ -200,4 +205,61 @@ func (s *Server) staffRevokeComplimentary(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"access": toAccessJSON(a)})
+}
+
+// staffExportMember gives an admin everything Patronage holds about a
+// member, as one JSON document (for the member's request for their data):
+// the account, billing, suggestions, how many votes they have standing and
+// the audit entries about them. Which topics they voted for is not in it:
+// ballots are shown to no one but the member (on /vote).
+func (s *Server) staffExportMember(c *gin.Context) {
+	ctx := c.Request.Context()
+	m, err := s.members.FindMemberByID(ctx, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	b, err := s.billing.MemberBilling(ctx, m.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	type suggestionExport struct {
+		Title         string `json:"title"`
+		Summary       string `json:"summary"`
+		Status        string `json:"status"`
+		DeclineReason string `json:"decline_reason,omitempty"`
+		CreatedAt     string `json:"created_at"`
+	}
+	suggestions := []suggestionExport{}
+	var votes *int
+	if s.voting != nil {
+		list, err := s.voting.SuggestionsBy(ctx, m.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, sg := range list {
+			suggestions = append(suggestions, suggestionExport{Title: sg.Title, Summary: sg.Summary, Status: sg.Status, DeclineReason: sg.DeclineReason, CreatedAt: rfc3339(sg.CreatedAt)})
+		}
+		n, err := s.voting.VotesCast(ctx, m.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		votes = &n
+	}
+	entries, err := s.members.AuditLog(ctx, members.AuditQuery{SubjectType: "member", SubjectID: m.ID, Limit: 1000})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	audit := make([]auditEntryJSON, 0, len(entries))
+	for _, e := range entries {
+		audit = append(audit, toAuditEntryJSON(e))
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Disposition", `attachment; filename="member-`+m.ID+`.json"`)
+	c.JSON(http.StatusOK, gin.H{"exported_at": rfc3339(time.Now()), "member": toStaffMemberJSON(m), "billing": memberBillingJSON(b),
+		"suggestions": suggestions, "votes_cast": votes, "audit": audit})
 }

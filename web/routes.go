@@ -76,6 +76,7 @@ func (s *Server) routes() {
 	staff.GET("/members/:id", s.staffGetMember)
 	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
+	staff.GET("/members/:id/export", s.requireAdmin, s.staffExportMember)
 	staff.POST("/members/:id/complimentary", s.requireAdmin, s.staffGrantComplimentary)
 	staff.DELETE("/members/:id/complimentary", s.requireAdmin, s.staffRevokeComplimentary)
 	staff.GET("/tiers", s.staffListTiers)

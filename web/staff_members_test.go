@@ -176,4 +176,19 @@ func TestComplimentaryAccess(t *testing.T) {
 	if !strings.Contains(audit, "complimentary.grant") || !strings.Contains(audit, "complimentary.revoke") {
 		t.Errorf("audit of the member: %s", audit)
 	}
+
+	// The export holds the account, its billing and the audit entries.
+	if rec := do(h, "GET", "/api/v1/staff/members/"+id+"/export", "", nil, "Authorization", "Bearer "+staffToken); rec.Code != http.StatusForbidden {
+		t.Errorf("staff (not admin) exporting = %d, want 403", rec.Code)
+	}
+	rec := do(h, "GET", "/api/v1/staff/members/"+id+"/export", "", nil, admin...)
+	var export struct {
+		Member  struct{ Email string }
+		Billing struct{ Access struct{ Active bool } }
+		Audit   []struct{ Action string }
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &export) != nil || export.Member.Email != "guest@example.org" ||
+		len(export.Audit) < 2 || !strings.Contains(rec.Header().Get("Content-Disposition"), "attachment") {
+		t.Errorf("export = %d %s", rec.Code, rec.Body)
+	}
 }
