@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -92,6 +93,48 @@ func TestComplimentaryGrantAndRevoke(t *testing.T) {
 		}
 		if _, err := s.RevokeComplimentary(ctx, members.CommandLine, "mem_g"); !errs.Is(err, errs.NotFound) {
 			t.Errorf("revoking again = %v, want not found", err)
+		}
+	})
+}
+
+// Scrubbing a member blanks their gifts' email and message and their
+// Stripe customers' email, keeping the amounts, on both databases; one
+// with a live subscription is refused.
+func TestScrubMember(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		s := NewService(Deps{DB: db})
+		now := time.Now().UTC()
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := db.Exec(q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(`INSERT INTO members (id, email, role, created_at, updated_at) VALUES ('mem_s', 's@example.org', 'patron', $1, $1)`, now)
+		exec(`INSERT INTO donations (id, member_id, email, amount, currency, message, status, stripe_created_at, state_at) VALUES ('cs_1', 'mem_s', 's@example.org', 900, 'eur', 'hi', 'paid', $1, $1)`, now)
+		exec(`INSERT INTO donations (id, email, amount, currency, message, status, stripe_created_at, state_at) VALUES ('cs_2', 'S@example.org', 500, 'eur', 'before signing up', 'paid', $1, $1)`, now)
+		exec(`INSERT INTO stripe_customers (id, member_id, email, state_at, updated_at) VALUES ('cus_s', 'mem_s', 's@example.org', $1, $1)`, now)
+		exec(`INSERT INTO subscriptions (id, member_id, customer_id, status, updated_at) VALUES ('sub_s', 'mem_s', 'cus_s', 'active', $1)`, now)
+		m := members.Member{ID: "mem_s", Email: "s@example.org"}
+		scrub := func() error { return db.InTx(ctx, func(tx *sql.Tx) error { return s.ScrubMember(ctx, tx, m) }) }
+		if err := scrub(); !errs.Is(err, errs.Conflict) {
+			t.Fatalf("scrub with a live subscription = %v, want a conflict", err)
+		}
+		exec(`UPDATE subscriptions SET status = 'canceled' WHERE id = 'sub_s'`)
+		if err := scrub(); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM donations WHERE email <> '' OR message <> ''`).Scan(&left); err != nil || left != 0 {
+			t.Errorf("gifts still holding an email or message: %d %v", left, err)
+		}
+		if err := db.QueryRow(`SELECT COUNT(*) FROM stripe_customers WHERE email <> ''`).Scan(&left); err != nil || left != 0 {
+			t.Errorf("customers still holding an email: %d %v", left, err)
+		}
+		var total int64
+		if err := db.QueryRow(`SELECT SUM(amount) FROM donations`).Scan(&total); err != nil || total != 1400 {
+			t.Errorf("gift amounts after the scrub = %d %v, want 1400", total, err)
 		}
 	})
 }

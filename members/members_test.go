@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -315,6 +316,36 @@ func TestAuditLogPages(t *testing.T) {
 		only, err := s.AuditLog(ctx, members.AuditQuery{SubjectID: created[1], Limit: 10})
 		if err != nil || len(only) != 1 || only[0].Action != "member.create" {
 			t.Errorf("one subject's entries = %+v, %v", only, err)
+		}
+	})
+}
+
+// Erasing a member deletes the account, ends its sessions and scrubs the
+// audit entries about it, on both databases.
+func TestEraseMember(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		m, err := s.CreateMember(ctx, members.CommandLine, "gone@example.org", "Gone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		session, err := s.StartSession(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EraseMember(ctx, members.Actor{MemberID: m.ID, Label: "self"}, m.ID, nil); !errs.Is(err, errs.Conflict) {
+			t.Errorf("erasing oneself = %v, want a conflict", err)
+		}
+		if err := s.EraseMember(ctx, members.CommandLine, m.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(2 * time.Second) // past the session cache
+		if _, err := s.MemberForSession(ctx, session); !errs.Is(err, errs.Unauthenticated) {
+			t.Errorf("the erased member's session = %v, want unauthenticated", err)
+		}
+		entries, err := s.AuditLog(ctx, members.AuditQuery{SubjectID: m.ID, Limit: 10})
+		if err != nil || len(entries) != 2 || !strings.Contains(fmt.Sprint(entries), "member.erase") || strings.Contains(fmt.Sprint(entries), "gone@") {
+			t.Errorf("audit after erasure = %+v, %v", entries, err)
 		}
 	})
 }

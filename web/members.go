@@ -264,3 +264,12 @@ func (s *Server) staffSignInLink(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, gin.H{"url": url})
 }
+
+// staffEraseMember erases a member's personal data for good (admins).
+func (s *Server) staffEraseMember(c *gin.Context) {
+	if err := s.members.EraseMember(c.Request.Context(), s.staffActor(c), c.Param("id"), s.billing.ScrubMember); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -74,6 +74,7 @@ func (s *Server) routes() {
 	staff.GET("/members", s.staffFindMembers)
 	staff.GET("/members.csv", s.requireAdmin, s.staffMembersCSV)
 	staff.GET("/members/:id", s.staffGetMember)
+	staff.DELETE("/members/:id", s.requireAdmin, s.staffEraseMember)
 	staff.GET("/members/:id/billing", s.staffMemberBilling)
 	staff.POST("/members/:id/sign-in-link", s.requireAdmin, s.staffSignInLink)
 	staff.GET("/members/:id/export", s.requireAdmin, s.staffExportMember)

@@ -192,3 +192,75 @@ func TestComplimentaryAccess(t *testing.T) {
 		t.Errorf("export = %d %s", rec.Code, rec.Body)
 	}
 }
+
+// Erasing a member removes their personal data and ends their sessions;
+// the money stays, without them. One with a live subscription, or oneself,
+// cannot be erased.
+func TestEraseMember(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	adminToken, admin := staffSetup(t, ts, members.RoleAdmin)
+	as := []string{"Authorization", "Bearer " + adminToken}
+	// Created by staff, so the audit log holds the email.
+	var created struct{ Member struct{ ID string } }
+	json.Unmarshal(postJSON(h, "/api/v1/staff/members", `{"email":"leaving@example.org","name":"Lea Ving"}`, as...).Body.Bytes(), &created)
+	id := created.Member.ID
+	session, err := ts.members.StartSession(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &http.Cookie{Name: SessionCookie, Value: session}
+	if rec := do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)); rec.Code != http.StatusOK {
+		t.Fatalf("the member's session before erasure = %d", rec.Code)
+	}
+	var before int
+	ts.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE after_json LIKE '%leaving@%'`).Scan(&before)
+	if before == 0 {
+		t.Fatal("the audit log does not hold the email to begin with: the check below would prove nothing")
+	}
+	now := time.Now().UTC()
+	if _, err := ts.db.Exec(`INSERT INTO donations (id, member_id, email, amount, currency, message, status, stripe_created_at, state_at)
+		VALUES ('cs_gift', $1, 'leaving@example.org', 2500, 'eur', 'For the flood story', 'paid', $2, $2)`, id, now); err != nil {
+		t.Fatal(err)
+	}
+	staffToken, _ := staffSetup(t, ts, members.RoleStaff)
+
+	if rec := do(h, "DELETE", "/api/v1/staff/members/"+id, "", nil, "Authorization", "Bearer "+staffToken); rec.Code != http.StatusForbidden {
+		t.Errorf("staff (not admin) erasing = %d, want 403", rec.Code)
+	}
+	if rec := do(h, "DELETE", "/api/v1/staff/members/"+admin.ID, "", nil, as...); rec.Code != http.StatusConflict {
+		t.Errorf("an admin erasing themselves = %d, want 409", rec.Code)
+	}
+	setSubscription(t, ts, id, "active", now.Add(720*time.Hour))
+	if rec := do(h, "DELETE", "/api/v1/staff/members/"+id, "", nil, as...); rec.Code != http.StatusConflict || decodeError(t, rec).Code != "subscription_active" {
+		t.Errorf("erasing a member with a live subscription = %d %s, want 409 subscription_active", rec.Code, rec.Body)
+	}
+	setSubscription(t, ts, id, "canceled", now)
+	if rec := do(h, "DELETE", "/api/v1/staff/members/"+id, "", nil, as...); rec.Code != http.StatusNoContent {
+		t.Fatalf("erase = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(reader)); rec.Code != http.StatusUnauthorized {
+		t.Errorf("the erased member's session = %d, want 401", rec.Code)
+	}
+	if rec := do(h, "GET", "/api/v1/staff/members/"+id, "", nil, as...); rec.Code != http.StatusNotFound {
+		t.Errorf("the erased member's detail = %d, want 404", rec.Code)
+	}
+	var email, message string
+	var amount int64
+	if err := ts.db.QueryRow(`SELECT email, message, amount FROM donations WHERE id = 'cs_gift'`).Scan(&email, &message, &amount); err != nil {
+		t.Fatal(err)
+	}
+	if email != "" || message != "" || amount != 2500 {
+		t.Errorf("the gift after erasure: email %q, message %q, amount %d; want the amount only", email, message, amount)
+	}
+	var leaks int
+	if err := ts.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE COALESCE(before_json, '') LIKE '%leaving@%' OR COALESCE(after_json, '') LIKE '%leaving@%' OR actor_label LIKE '%leaving@%'`).Scan(&leaks); err != nil {
+		t.Fatal(err)
+	}
+	if leaks != 0 {
+		t.Errorf("%d audit entries still hold the erased email", leaks)
+	}
+	if body := do(h, "GET", "/api/v1/staff/audit?subject_id="+id, "", nil, as...).Body.String(); !strings.Contains(body, "member.erase") {
+		t.Errorf("the erasure is not in the audit log: %s", body)
+	}
+}

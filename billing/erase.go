@@ -1,0 +1,37 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/members"
+)
+
+// ScrubMember blanks what billing holds about a member being erased, in
+// their erasure's transaction: the email and messages of their gifts and
+// the email of their Stripe customers. Amounts, dates and subscription
+// history stay, without the person, for the figures. A member who still
+// has a live subscription is refused: it must be cancelled first, or
+// Stripe would go on charging someone the newsroom no longer knows.
+func (s *Service) ScrubMember(ctx context.Context, tx *sql.Tx, m members.Member) error {
+	var live int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions WHERE member_id = $1
+		AND status IN ('active', 'past_due', 'trialing', 'unpaid', 'incomplete', 'paused')`, m.ID).Scan(&live); err != nil {
+		return fmt.Errorf("check subscriptions: %w", err)
+	}
+	if live > 0 {
+		return errs.WithCode(errs.Conflict, "subscription_active", "This member still has a subscription; cancel it in Stripe first, then erase them.")
+	}
+	steps := []struct{ what, query string }{
+		{"scrub gifts", `UPDATE donations SET email = '', message = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
+		{"scrub Stripe customers", `UPDATE stripe_customers SET email = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
+	}
+	for _, st := range steps {
+		if _, err := tx.ExecContext(ctx, st.query, m.ID, m.Email); err != nil {
+			return fmt.Errorf("%s: %w", st.what, err)
+		}
+	}
+	return nil
+}
