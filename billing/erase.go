@@ -10,8 +10,10 @@ import (
 )
 
 // ScrubMember blanks what billing holds about a member being erased, in
-// their erasure's transaction: the email and messages of their gifts and
-// the email of their Stripe customers. Amounts, dates and subscription
+// their erasure's transaction: the email and messages of their gifts, the
+// email of their Stripe customers, and the stored payloads of Stripe events
+// that carry their email (a scan of every payload: erasures are rare; the
+// events stay, marked, so a redelivery is still known). Amounts, dates and subscription
 // history stay, without the person, for the figures. A member who still
 // has a live subscription is refused: it must be cancelled first, or
 // Stripe would go on charging someone the newsroom no longer knows.
@@ -27,6 +29,7 @@ func (s *Service) ScrubMember(ctx context.Context, tx *sql.Tx, m members.Member)
 	steps := []struct{ what, query string }{
 		{"scrub gifts", `UPDATE donations SET email = '', message = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
 		{"scrub Stripe customers", `UPDATE stripe_customers SET email = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
+		{"scrub stored Stripe events", `UPDATE stripe_events SET payload = '{"erased":true}' WHERE $1 <> '' AND $2 <> '' AND LOWER(payload) LIKE '%' || LOWER($2) || '%'`},
 	}
 	for _, st := range steps {
 		if _, err := tx.ExecContext(ctx, st.query, m.ID, m.Email); err != nil {

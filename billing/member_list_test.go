@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +117,9 @@ func TestScrubMember(t *testing.T) {
 		exec(`INSERT INTO donations (id, email, amount, currency, message, status, stripe_created_at, state_at) VALUES ('cs_2', 'S@example.org', 500, 'eur', 'before signing up', 'paid', $1, $1)`, now)
 		exec(`INSERT INTO stripe_customers (id, member_id, email, state_at, updated_at) VALUES ('cus_s', 'mem_s', 's@example.org', $1, $1)`, now)
 		exec(`INSERT INTO subscriptions (id, member_id, customer_id, status, updated_at) VALUES ('sub_s', 'mem_s', 'cus_s', 'active', $1)`, now)
+		exec(`INSERT INTO stripe_events (id, type, api_version, object_id, created_at, received_at, livemode, payload)
+			VALUES ('evt_1', 'customer.updated', '2023-10-16', 'cus_s', $1, $1, FALSE, '{"data":{"object":{"email":"S@Example.org"}}}'),
+			       ('evt_2', 'customer.updated', '2023-10-16', 'cus_t', $1, $1, FALSE, '{"data":{"object":{"email":"t@example.org"}}}')`, now)
 		m := members.Member{ID: "mem_s", Email: "s@example.org"}
 		scrub := func() error { return db.InTx(ctx, func(tx *sql.Tx) error { return s.ScrubMember(ctx, tx, m) }) }
 		if err := scrub(); !errs.Is(err, errs.Conflict) {
@@ -131,6 +135,17 @@ func TestScrubMember(t *testing.T) {
 		}
 		if err := db.QueryRow(`SELECT COUNT(*) FROM stripe_customers WHERE email <> ''`).Scan(&left); err != nil || left != 0 {
 			t.Errorf("customers still holding an email: %d %v", left, err)
+		}
+		var payloads []string
+		for _, id := range []string{"evt_1", "evt_2"} {
+			var p string
+			if err := db.QueryRow(`SELECT payload FROM stripe_events WHERE id = $1`, id).Scan(&p); err != nil {
+				t.Fatal(err)
+			}
+			payloads = append(payloads, p)
+		}
+		if payloads[0] != `{"erased":true}` || !strings.Contains(payloads[1], "t@example.org") {
+			t.Errorf("event payloads after the scrub = %q; want the member's scrubbed and the other kept", payloads)
 		}
 		var total int64
 		if err := db.QueryRow(`SELECT SUM(amount) FROM donations`).Scan(&total); err != nil || total != 1400 {
