@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/ids"
@@ -32,8 +33,8 @@ func (s *Service) GrantComplimentary(ctx context.Context, actor members.Actor, m
 	if in.Until != nil && !in.Until.After(now) {
 		fields["until"] = "must be in the future (leave it out for access until revoked)"
 	}
-	if len(in.Reason) > 500 {
-		fields["reason"] = "must be at most 500 characters"
+	if utf8.RuneCountInString(in.Reason) > 500 || !utf8.ValidString(in.Reason) || strings.ContainsRune(in.Reason, 0) {
+		fields["reason"] = "must be text of at most 500 characters"
 	}
 	if len(fields) > 0 {
 		return members.Access{}, errs.InvalidFields(fields)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/members"
@@ -26,13 +27,24 @@ func (s *Service) ScrubMember(ctx context.Context, tx *sql.Tx, m members.Member)
 	if live > 0 {
 		return errs.WithCode(errs.Conflict, "subscription_active", "This member still has a subscription; cancel it in Stripe first, then erase them.")
 	}
-	steps := []struct{ what, query string }{
-		{"scrub gifts", `UPDATE donations SET email = '', message = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
-		{"scrub Stripe customers", `UPDATE stripe_customers SET email = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = LOWER($2))`},
-		{"scrub stored Stripe events", `UPDATE stripe_events SET payload = '{"erased":true}' WHERE $1 <> '' AND $2 <> '' AND LOWER(payload) LIKE '%' || LOWER($2) || '%'`},
+	// The stored events carrying the email, matched as a whole JSON string
+	// (so another address containing it is left alone).
+	email := strings.ToLower(m.Email)
+	pattern := `%"` + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(email) + `"%`
+	steps := []struct {
+		what, query string
+		args        []any
+	}{
+		// Their subscriptions' history keeps its amounts but no longer
+		// names them: each counts as a patron of its own (docs/metrics.md),
+		// as a rebuild of the history from the unlinked subscriptions would.
+		{"unlink subscription history", `UPDATE subscription_history SET member_id = NULL WHERE member_id = $1`, []any{m.ID}},
+		{"scrub gifts", `UPDATE donations SET email = '', message = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = $2)`, []any{m.ID, email}},
+		{"scrub Stripe customers", `UPDATE stripe_customers SET email = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = $2)`, []any{m.ID, email}},
+		{"scrub stored Stripe events", `UPDATE stripe_events SET payload = '{"erased":true}' WHERE LOWER(payload) LIKE $1 ESCAPE '\'`, []any{pattern}},
 	}
 	for _, st := range steps {
-		if _, err := tx.ExecContext(ctx, st.query, m.ID, m.Email); err != nil {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
 			return fmt.Errorf("%s: %w", st.what, err)
 		}
 	}

@@ -119,7 +119,9 @@ func TestScrubMember(t *testing.T) {
 		exec(`INSERT INTO subscriptions (id, member_id, customer_id, status, updated_at) VALUES ('sub_s', 'mem_s', 'cus_s', 'active', $1)`, now)
 		exec(`INSERT INTO stripe_events (id, type, api_version, object_id, created_at, received_at, livemode, payload)
 			VALUES ('evt_1', 'customer.updated', '2023-10-16', 'cus_s', $1, $1, FALSE, '{"data":{"object":{"email":"S@Example.org"}}}'),
-			       ('evt_2', 'customer.updated', '2023-10-16', 'cus_t', $1, $1, FALSE, '{"data":{"object":{"email":"t@example.org"}}}')`, now)
+			       ('evt_2', 'customer.updated', '2023-10-16', 'cus_t', $1, $1, FALSE, '{"data":{"object":{"email":"xs@example.org"}}}')`, now)
+		exec(`INSERT INTO subscription_history (subscription_id, seq, at, member_id, status, price_id, currency, unit_amount, quantity, billing_interval, interval_count, event_id)
+			VALUES ('sub_s', 1, $1, 'mem_s', 'canceled', 'p', 'eur', 500, 1, 'month', 1, 'evt_h')`, now)
 		m := members.Member{ID: "mem_s", Email: "s@example.org"}
 		scrub := func() error { return db.InTx(ctx, func(tx *sql.Tx) error { return s.ScrubMember(ctx, tx, m) }) }
 		if err := scrub(); !errs.Is(err, errs.Conflict) {
@@ -144,8 +146,12 @@ func TestScrubMember(t *testing.T) {
 			}
 			payloads = append(payloads, p)
 		}
-		if payloads[0] != `{"erased":true}` || !strings.Contains(payloads[1], "t@example.org") {
-			t.Errorf("event payloads after the scrub = %q; want the member's scrubbed and the other kept", payloads)
+		if payloads[0] != `{"erased":true}` || !strings.Contains(payloads[1], "xs@example.org") {
+			t.Errorf("event payloads after the scrub = %q; want the member's scrubbed and another address containing it kept", payloads)
+		}
+		var named int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM subscription_history WHERE member_id IS NOT NULL`).Scan(&named); err != nil || named != 0 {
+			t.Errorf("subscription history still naming the member: %d %v", named, err)
 		}
 		var total int64
 		if err := db.QueryRow(`SELECT SUM(amount) FROM donations`).Scan(&total); err != nil || total != 1400 {

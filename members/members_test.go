@@ -189,6 +189,7 @@ func TestConcurrentSignUpsMakeOneAccount(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		s.Close(ctx) // accounts are made off the request: wait for that work
 		if _, err := s.FindMemberByEmail(ctx, "READER@example.org"); err != nil {
 			t.Errorf("no member after concurrent sign-ups: %v", err)
 		}

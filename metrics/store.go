@@ -117,14 +117,16 @@ func (s *Service) revenue(ctx context.Context, from, to time.Time, fromOp, toOp 
 			WHERE paid_at {after} $1 AND paid_at {before} $2 AND amount_paid > 0 GROUP BY currency`,
 			func(r *Revenue, paid, tax int64) { r.Gross += paid; r.Tax += tax }},
 		{`SELECT r.currency, COALESCE(SUM(r.amount), 0), 0 FROM refunds r JOIN charges c ON c.id = r.charge_id
-			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2 AND c.invoice_id IS NOT NULL GROUP BY r.currency`,
+			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2
+			  AND (c.invoice_id IS NOT NULL OR EXISTS (SELECT 1 FROM invoices i WHERE i.charge_id = c.id)) GROUP BY r.currency`,
 			func(r *Revenue, refunded, _ int64) { r.Refunds += refunded }},
 		{`SELECT currency, COALESCE(SUM(amount), 0), 0 FROM donations
 			WHERE status = 'paid' AND state_at {after} $1 AND state_at {before} $2 GROUP BY currency`,
 			func(r *Revenue, given, _ int64) { r.Donations += given }},
 		{`SELECT r.currency, COALESCE(SUM(r.amount), 0), 0 FROM refunds r JOIN charges c ON c.id = r.charge_id
 			JOIN donations d ON d.payment_intent_id = c.payment_intent_id
-			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2 AND c.invoice_id IS NULL GROUP BY r.currency`,
+			WHERE r.refunded_at {after} $1 AND r.refunded_at {before} $2
+			  AND c.invoice_id IS NULL AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.charge_id = c.id) GROUP BY r.currency`,
 			func(r *Revenue, refunded, _ int64) { r.Donations -= refunded }},
 	}
 	for _, step := range steps {

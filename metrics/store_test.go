@@ -50,11 +50,16 @@ func TestHistoryAndRevenueFromTheDatabase(t *testing.T) {
 		exec(`INSERT INTO donations (id, amount, currency, status, stripe_created_at, state_at) VALUES ('cs_2', 900, 'eur', 'failed', $1, $1)`, may)
 		exec(`INSERT INTO charges (id, payment_intent_id, amount, currency, stripe_created_at, updated_at) VALUES ('ch_2', 'pi_1', 2500, 'eur', $1, $1)`, may)
 		exec(`INSERT INTO refunds (id, charge_id, amount, currency, refunded_at) VALUES ('re_2', 'ch_2', 1000, 'eur', $1)`, may.Add(time.Hour))
+		// A charge linked to its invoice only from the invoice's side.
+		exec(`INSERT INTO invoices (id, customer_id, status, currency, amount_due, amount_paid, tax, charge_id, paid_at, stripe_created_at, state_at, updated_at)
+			VALUES ('in_3', 'cus_1', 'paid', 'eur', 300, 300, 0, 'ch_3', $1, $1, $1, $1)`, may)
+		exec(`INSERT INTO charges (id, amount, currency, stripe_created_at, updated_at) VALUES ('ch_3', 300, 'eur', $1, $1)`, may)
+		exec(`INSERT INTO refunds (id, charge_id, amount, currency, refunded_at) VALUES ('re_3', 'ch_3', 200, 'eur', $1)`, may.Add(time.Hour))
 		rev, err := metrics.NewService(db).RevenueBetween(ctx, may.Add(-time.Hour), may.AddDate(0, 0, 7))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := metrics.Revenue{Currency: "eur", Gross: 6000, Tax: 1000, Refunds: 500, Net: 4500, Donations: 1500}
+		want := metrics.Revenue{Currency: "eur", Gross: 6300, Tax: 1000, Refunds: 700, Net: 4600, Donations: 1500}
 		if r := rev["eur"]; r == nil || *r != want {
 			t.Errorf("revenue = %+v, want %+v", r, want)
 		}

@@ -564,11 +564,13 @@ func audit(ctx context.Context, tx *sql.Tx, actor members.Actor, action, subject
 	return members.RecordAudit(ctx, tx, e)
 }
 
-// VotesCast counts the votes a member has standing, in every round, for
-// staff: how many, never which.
+// VotesCast counts a member's votes in closed rounds, for staff: how many,
+// never which. Open rounds are left out: watching one member's count move
+// beside a live tally would tell which topic they chose.
 func (s *Service) VotesCast(ctx context.Context, memberID string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ballots WHERE member_id = $1`, memberID).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ballots b JOIN rounds r ON r.id = b.round_id
+		WHERE b.member_id = $1 AND r.closed_at IS NOT NULL`, memberID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count votes: %w", err)
 	}
 	return n, nil

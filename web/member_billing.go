@@ -249,14 +249,21 @@ func (s *Server) staffExportMember(c *gin.Context) {
 		}
 		votes = &n
 	}
-	entries, err := s.members.AuditLog(ctx, members.AuditQuery{SubjectType: "member", SubjectID: m.ID, Limit: 1000})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	audit := make([]auditEntryJSON, 0, len(entries))
-	for _, e := range entries {
-		audit = append(audit, toAuditEntryJSON(e))
+	audit := []auditEntryJSON{}
+	q := members.AuditQuery{SubjectType: "member", SubjectID: m.ID, Limit: 1000}
+	for {
+		entries, err := s.members.AuditLog(ctx, q)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, e := range entries {
+			audit = append(audit, toAuditEntryJSON(e))
+		}
+		if len(entries) < q.Limit {
+			break
+		}
+		q.After = &entries[len(entries)-1]
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Disposition", `attachment; filename="member-`+m.ID+`.json"`)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -177,6 +178,11 @@ func (s *Server) staffFindMembers(c *gin.Context) {
 func (s *Server) memberFilter(c *gin.Context, limit int) (billing.MemberFilter, bool) {
 	f := billing.MemberFilter{Status: c.Query("status"), Tier: c.Query("tier"), Query: c.Query("q"), After: c.Query("cursor"), Limit: limit}
 	fields := map[string]string{}
+	for name, v := range map[string]string{"tier": f.Tier, "q": f.Query, "cursor": f.After} {
+		if !validText(v) {
+			fields[name] = "must be text (UTF-8, no NUL)"
+		}
+	}
 	switch f.Status {
 	case "", "active", "inactive", "past_due":
 	default:
@@ -272,4 +278,10 @@ func (s *Server) staffEraseMember(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// validText reports whether a parameter is text a database will take:
+// valid UTF-8 without NUL (PostgreSQL refuses both).
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

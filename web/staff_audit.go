@@ -35,6 +35,11 @@ type auditActorJSON struct {
 func (s *Server) staffAudit(c *gin.Context) {
 	q := members.AuditQuery{SubjectType: c.Query("subject_type"), SubjectID: c.Query("subject_id"), ActorID: c.Query("actor_id"), Limit: 50}
 	fields := map[string]string{}
+	for name, v := range map[string]string{"subject_type": q.SubjectType, "subject_id": q.SubjectID, "actor_id": q.ActorID} {
+		if !validText(v) {
+			fields[name] = "must be text (UTF-8, no NUL)"
+		}
+	}
 	if raw := c.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > 200 {
@@ -95,7 +100,7 @@ func decodeAuditCursor(raw string) (members.AuditEntry, bool) {
 	}
 	at, id, ok := strings.Cut(string(b), "|")
 	t, err := time.Parse(time.RFC3339Nano, at)
-	if !ok || err != nil || id == "" {
+	if !ok || err != nil || id == "" || !validText(id) {
 		return members.AuditEntry{}, false
 	}
 	return members.AuditEntry{ID: id, CreatedAt: t}, true

@@ -77,8 +77,10 @@ func TestStaffListAndExportMembers(t *testing.T) {
 	if len(seen) != 5 || strings.Join(seen, ",") != strings.Join(idsOfList(list("?limit=200")), ",") {
 		t.Errorf("paging by 2 saw %v", seen)
 	}
-	if rec := do(h, "GET", "/api/v1/staff/members?status=lapsed", "", nil, staff...); rec.Code != http.StatusUnprocessableEntity {
-		t.Errorf("an unknown status = %d, want 422", rec.Code)
+	for _, bad := range []string{"?status=lapsed", "?q=%00", "?q=%ff", "?cursor=%ff"} {
+		if rec := do(h, "GET", "/api/v1/staff/members"+bad, "", nil, staff...); rec.Code != http.StatusUnprocessableEntity {
+			t.Errorf("members%s = %d, want 422", bad, rec.Code)
+		}
 	}
 	if rec := do(h, "GET", "/api/v1/staff/members.csv", "", nil, staff...); rec.Code != http.StatusForbidden {
 		t.Errorf("a staff (not admin) export = %d, want 403", rec.Code)

@@ -324,11 +324,11 @@ func reportingSummary(reporting string, perCurrency []currencySummaryJSON, rates
 		}
 		conv := func(v int64) int64 { return metrics.Convert(v, cur.Currency, reporting, rate) }
 		out.MRR += conv(cur.MRR)
+		out.ARR += conv(cur.ARR)
 		out.AtRiskMRR += conv(cur.AtRiskMRR)
 		out.NetRevenue30d += conv(cur.NetRevenue30d)
 		out.Donations30d += conv(cur.Donations30d)
 	}
-	out.ARR = 12 * out.MRR
 	if paying > 0 && len(out.MissingRates) == 0 {
 		out.ARPU = metrics.DivHalfEven(out.MRR, int64(paying))
 	}
