@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -100,13 +101,14 @@ type MemberBilling struct {
 }
 
 // MemberBilling gathers a member's access, subscriptions (with history),
-// payments and gifts, newest first.
+// payments and gifts (those given under their email before they had an
+// account too), newest first.
 func (s *Service) MemberBilling(ctx context.Context, memberID string) (MemberBilling, error) {
-	if _, err := s.members.FindMemberByID(ctx, memberID); err != nil {
+	m, err := s.members.FindMemberByID(ctx, memberID)
+	if err != nil {
 		return MemberBilling{}, err
 	}
 	var out MemberBilling
-	var err error
 	if out.Access, _, err = storedAccess(ctx, s.db, memberID); err != nil {
 		return MemberBilling{}, err
 	}
@@ -116,7 +118,7 @@ func (s *Service) MemberBilling(ctx context.Context, memberID string) (MemberBil
 	if out.Payments, err = s.paymentsOf(ctx, memberID); err != nil {
 		return MemberBilling{}, err
 	}
-	if out.Donations, err = s.donationsOf(ctx, memberID); err != nil {
+	if out.Donations, err = s.donationsOf(ctx, memberID, m.Email); err != nil {
 		return MemberBilling{}, err
 	}
 	return out, nil
@@ -269,9 +271,10 @@ func (s *Service) disputesOf(ctx context.Context, chargeID string) ([]DisputeVie
 	return out, rows.Err()
 }
 
-func (s *Service) donationsOf(ctx context.Context, memberID string) ([]DonationView, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, amount, currency, message, status, stripe_created_at, payment_intent_id FROM donations WHERE member_id = $1
-		ORDER BY stripe_created_at DESC, id`, memberID)
+func (s *Service) donationsOf(ctx context.Context, memberID, email string) ([]DonationView, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, amount, currency, message, status, stripe_created_at, payment_intent_id FROM donations
+		WHERE member_id = $1 OR (member_id IS NULL AND email <> '' AND LOWER(email) = $2)
+		ORDER BY stripe_created_at DESC, id`, memberID, strings.ToLower(email))
 	if err != nil {
 		return nil, fmt.Errorf("read donations: %w", err)
 	}

@@ -183,14 +183,22 @@ func TestComplimentaryAccess(t *testing.T) {
 	if rec := do(h, "GET", "/api/v1/staff/members/"+id+"/export", "", nil, "Authorization", "Bearer "+staffToken); rec.Code != http.StatusForbidden {
 		t.Errorf("staff (not admin) exporting = %d, want 403", rec.Code)
 	}
+	// A gift given under their email before they had an account is theirs too.
+	if _, err := ts.db.Exec(`INSERT INTO donations (id, email, amount, currency, status, stripe_created_at, state_at)
+		VALUES ('cs_early', 'Guest@example.org', 700, 'eur', 'paid', $1, $1)`, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
 	rec := do(h, "GET", "/api/v1/staff/members/"+id+"/export", "", nil, admin...)
 	var export struct {
 		Member  struct{ Email string }
-		Billing struct{ Access struct{ Active bool } }
-		Audit   []struct{ Action string }
+		Billing struct {
+			Access    struct{ Active bool }
+			Donations []struct{ ID string }
+		}
+		Audit []struct{ Action string }
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &export) != nil || export.Member.Email != "guest@example.org" ||
-		len(export.Audit) < 2 || !strings.Contains(rec.Header().Get("Content-Disposition"), "attachment") {
+		len(export.Audit) < 2 || len(export.Billing.Donations) != 1 || !strings.Contains(rec.Header().Get("Content-Disposition"), "attachment") {
 		t.Errorf("export = %d %s", rec.Code, rec.Body)
 	}
 }
