@@ -317,26 +317,26 @@ func findRound(ctx context.Context, q sqldb.Queryer, id, lock string) (Round, er
 }
 
 // RoundTopic is a topic as it appears in a round.
-type RoundTopic struct {
-	ID      string
-	Title   string
-	Summary string
-	Status  string
-}
+type RoundTopic = Topic
 
 // TopicsOf lists a round's topics in their order.
 func (s *Service) TopicsOf(ctx context.Context, roundID string) ([]RoundTopic, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT t.id, t.title, t.summary, t.status FROM round_topics rt JOIN topics t ON t.id = rt.topic_id
+	return s.queryTopics(ctx, "read round topics", `SELECT t.id, t.title, t.summary, t.status FROM round_topics rt JOIN topics t ON t.id = rt.topic_id
 		WHERE rt.round_id = $1 ORDER BY rt.position`, roundID)
+}
+
+// queryTopics runs a query of topics' id, title, summary and status.
+func (s *Service) queryTopics(ctx context.Context, what, query string, args ...any) ([]Topic, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read round topics: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []RoundTopic{}
+	out := []Topic{}
 	for rows.Next() {
-		var t RoundTopic
+		var t Topic
 		if err := rows.Scan(&t.ID, &t.Title, &t.Summary, &t.Status); err != nil {
-			return nil, fmt.Errorf("read round topics: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, t)
 	}
@@ -387,9 +387,16 @@ func (s *Service) ListRounds(ctx context.Context) ([]Round, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list rounds: %w", err)
 	}
-	out := []Round{}
+	return s.roundsByID(ctx, idList)
+}
+
+// roundsByID reads rounds in the order of their ids, each from the
+// replica's copy when it has one (a list page is read far more often than
+// rounds change).
+func (s *Service) roundsByID(ctx context.Context, idList []string) ([]Round, error) {
+	out := make([]Round, 0, len(idList))
 	for _, id := range idList {
-		r, err := s.FindRound(ctx, id)
+		r, _, err := s.cachedRound(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -517,21 +524,8 @@ func isWebURL(raw string) bool {
 // TopicsWithStatus lists topics in any of the given states, oldest first,
 // at most 500.
 func (s *Service) TopicsWithStatus(ctx context.Context, statuses ...string) ([]Topic, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, title, summary, status FROM topics WHERE status IN (`+sqldb.Placeholders(1, len(statuses))+`)
+	return s.queryTopics(ctx, "list topics", `SELECT id, title, summary, status FROM topics WHERE status IN (`+sqldb.Placeholders(1, len(statuses))+`)
 		ORDER BY created_at, id LIMIT 500`, sqldb.Args(statuses)...)
-	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
-	defer rows.Close()
-	out := []Topic{}
-	for rows.Next() {
-		var t Topic
-		if err := rows.Scan(&t.ID, &t.Title, &t.Summary, &t.Status); err != nil {
-			return nil, fmt.Errorf("list topics: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // StaffRounds lists the rounds staff run: every round not yet closed,
@@ -542,15 +536,7 @@ func (s *Service) StaffRounds(ctx context.Context) ([]Round, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list rounds: %w", err)
 	}
-	out := make([]Round, 0, len(idList))
-	for _, id := range idList {
-		r, err := s.FindRound(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return s.roundsByID(ctx, idList)
 }
 
 // audit records a staff write to voting in the audit log, in its

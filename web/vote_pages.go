@@ -42,8 +42,7 @@ func (s *Server) votePage(c *gin.Context) {
 }
 
 func (s *Server) renderVote(c *gin.Context, status int, problem string) {
-	if s.voting == nil {
-		s.failPage(c, errs.WithCode(errs.Unavailable, "unavailable", "Voting is not running on this server."))
+	if s.voteDisabled(c) {
 		return
 	}
 	ctx := c.Request.Context()
@@ -113,8 +112,7 @@ func (s *Server) fillVote(c *gin.Context, d *voteData, now time.Time) error {
 
 // voteForm casts or withdraws a vote from the page, then shows it again.
 func (s *Server) voteForm(c *gin.Context) {
-	if s.voting == nil {
-		s.failPage(c, errs.WithCode(errs.Unavailable, "unavailable", "Voting is not running on this server."))
+	if s.voteDisabled(c) {
 		return
 	}
 	m, err := s.currentMember(c)
@@ -153,8 +151,7 @@ func (s *Server) voteForm(c *gin.Context) {
 // voteResultsPage shows a round's outcome: final totals once closed, with
 // the article for a covered topic; the live tally while open if visible.
 func (s *Server) voteResultsPage(c *gin.Context) {
-	if s.voting == nil {
-		s.failPage(c, errs.WithCode(errs.Unavailable, "unavailable", "Voting is not running on this server."))
+	if s.voteDisabled(c) {
 		return
 	}
 	ctx := c.Request.Context()
