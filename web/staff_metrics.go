@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -33,6 +34,12 @@ type currencySummaryJSON struct {
 	LTV            *int64   `json:"ltv"`
 }
 
+type summaryJSON struct {
+	At         string                `json:"at"`
+	Currencies []currencySummaryJSON `json:"currencies"`
+	Reporting  *reportingJSON        `json:"reporting"` // null without a reporting currency
+}
+
 // staffMetricsSummary is every currency's figures at an instant (default
 // now): MRR and what follows from it, and the 30 days up to it.
 func (s *Server) staffMetricsSummary(c *gin.Context) {
@@ -40,17 +47,25 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	h, err := s.revenue.History(ctx)
+	out, err := s.summaryFigures(c.Request.Context(), at)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	c.JSON(http.StatusOK, out)
+}
+
+// summaryFigures is the summary at an instant, for the API and the
+// dashboard alike.
+func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON, error) {
+	h, err := s.revenue.History(ctx)
+	if err != nil {
+		return summaryJSON{}, err
+	}
 	from := at.Add(-30 * 24 * time.Hour)
 	revenue, err := s.revenue.RevenueBetween(ctx, from, at)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return summaryJSON{}, err
 	}
 	snapshots := h.At(at)
 	currencies := map[string]bool{}
@@ -81,16 +96,16 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 		}
 		out = append(out, j)
 	}
-	var reporting any // null without a reporting currency
+	sum := summaryJSON{At: rfc3339(at), Currencies: out}
 	if s.reporting != "" {
 		rates, err := s.revenue.Rates(ctx, s.reporting)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return summaryJSON{}, err
 		}
-		reporting = reportingSummary(s.reporting, out, rates, at, h.PayingPatrons(at))
+		r := reportingSummary(s.reporting, out, rates, at, h.PayingPatrons(at))
+		sum.Reporting = &r
 	}
-	c.JSON(http.StatusOK, gin.H{"at": rfc3339(at), "currencies": out, "reporting": reporting})
+	return sum, nil
 }
 
 type movementJSON struct {
@@ -122,10 +137,19 @@ func (s *Server) staffMetricsMRR(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.revenue.History(c.Request.Context())
+	months, err := s.mrrMonths(c.Request.Context(), from, to, currency)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, gin.H{"currency": currency, "months": months})
+}
+
+// mrrMonths is a currency's MRR movements for the months from to to.
+func (s *Server) mrrMonths(ctx context.Context, from, to time.Time, currency string) ([]movementJSON, error) {
+	h, err := s.revenue.History(ctx)
+	if err != nil {
+		return nil, err
 	}
 	months := []movementJSON{}
 	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
@@ -144,7 +168,7 @@ func (s *Server) staffMetricsMRR(c *gin.Context) {
 		}
 		months = append(months, j)
 	}
-	c.JSON(http.StatusOK, gin.H{"currency": currency, "months": months})
+	return months, nil
 }
 
 // monthRange reads from, to (YYYY-MM; default the 12 months up to this one)
@@ -198,12 +222,21 @@ func (s *Server) staffMetricsRevenue(c *gin.Context) {
 	if !ok {
 		return
 	}
+	months, err := s.revenueMonths(c.Request.Context(), from, to, currency)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"currency": currency, "months": months})
+}
+
+// revenueMonths is a currency's revenue for the months from to to.
+func (s *Server) revenueMonths(ctx context.Context, from, to time.Time, currency string) ([]revenueMonthJSON, error) {
 	months := []revenueMonthJSON{}
 	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
-		rev, err := s.revenue.RevenueInMonth(c.Request.Context(), m)
+		rev, err := s.revenue.RevenueInMonth(ctx, m)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return nil, err
 		}
 		j := revenueMonthJSON{Month: m.Format("2006-01")}
 		if r := rev[currency]; r != nil {
@@ -211,7 +244,7 @@ func (s *Server) staffMetricsRevenue(c *gin.Context) {
 		}
 		months = append(months, j)
 	}
-	c.JSON(http.StatusOK, gin.H{"currency": currency, "months": months})
+	return months, nil
 }
 
 type cohortMonthJSON struct {
@@ -221,21 +254,32 @@ type cohortMonthJSON struct {
 	MRR      int64   `json:"mrr"`
 }
 
+type cohortJSON struct {
+	Month   string            `json:"month"`
+	Patrons int               `json:"patrons"`
+	Months  []cohortMonthJSON `json:"months"`
+}
+
 // staffMetricsCohorts follows each month's new patrons in a currency.
 func (s *Server) staffMetricsCohorts(c *gin.Context) {
 	from, to, currency, ok := s.monthRange(c)
 	if !ok {
 		return
 	}
-	h, err := s.revenue.History(c.Request.Context())
+	out, err := s.cohortFigures(c.Request.Context(), from, to, currency)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	type cohortJSON struct {
-		Month   string            `json:"month"`
-		Patrons int               `json:"patrons"`
-		Months  []cohortMonthJSON `json:"months"`
+	c.JSON(http.StatusOK, gin.H{"currency": currency, "cohorts": out})
+}
+
+// cohortFigures is a currency's cohorts of the months from to to, each
+// followed to the month of to.
+func (s *Server) cohortFigures(ctx context.Context, from, to time.Time, currency string) ([]cohortJSON, error) {
+	h, err := s.revenue.History(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := []cohortJSON{}
 	for _, co := range h.Cohorts(currency, from, to) {
@@ -245,7 +289,16 @@ func (s *Server) staffMetricsCohorts(c *gin.Context) {
 		}
 		out = append(out, j)
 	}
-	c.JSON(http.StatusOK, gin.H{"currency": currency, "cohorts": out})
+	return out, nil
+}
+
+type tierFigureJSON struct {
+	Currency      string `json:"currency"`
+	Tier          string `json:"tier"`
+	Interval      string `json:"interval"`
+	IntervalCount int    `json:"interval_count"`
+	MRR           int64  `json:"mrr"`
+	Patrons       int    `json:"paying_patrons"`
 }
 
 // staffMetricsTiers splits the MRR at an instant (default now) by
@@ -255,24 +308,25 @@ func (s *Server) staffMetricsTiers(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.revenue.History(c.Request.Context())
+	out, err := s.tierFigures(c.Request.Context(), at)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	type tierJSON struct {
-		Currency      string `json:"currency"`
-		Tier          string `json:"tier"`
-		Interval      string `json:"interval"`
-		IntervalCount int    `json:"interval_count"`
-		MRR           int64  `json:"mrr"`
-		Patrons       int    `json:"paying_patrons"`
-	}
-	out := []tierJSON{}
-	for _, f := range h.ByTier(at) {
-		out = append(out, tierJSON{Currency: f.Currency, Tier: f.Tier, Interval: f.Interval, IntervalCount: f.IntervalCount, MRR: f.MRR, Patrons: f.Patrons})
-	}
 	c.JSON(http.StatusOK, gin.H{"at": rfc3339(at), "tiers": out})
+}
+
+// tierFigures is the MRR at an instant by currency, tier and interval.
+func (s *Server) tierFigures(ctx context.Context, at time.Time) ([]tierFigureJSON, error) {
+	h, err := s.revenue.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []tierFigureJSON{}
+	for _, f := range h.ByTier(at) {
+		out = append(out, tierFigureJSON{Currency: f.Currency, Tier: f.Tier, Interval: f.Interval, IntervalCount: f.IntervalCount, MRR: f.MRR, Patrons: f.Patrons})
+	}
+	return out, nil
 }
 
 // instant reads the at parameter (RFC 3339, default now); on false the
