@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
+	"github.com/patronage/patronage/metrics"
 )
 
 // ScrubMember blanks what billing holds about a member being erased, in
@@ -43,10 +45,15 @@ func (s *Service) ScrubMember(ctx context.Context, tx *sql.Tx, m members.Member)
 		{"scrub Stripe customers", `UPDATE stripe_customers SET email = '' WHERE member_id = $1 OR (email <> '' AND LOWER(email) = $2)`, []any{m.ID, email}},
 		{"scrub stored Stripe events", `UPDATE stripe_events SET payload = '{"erased":true}' WHERE LOWER(payload) LIKE $1 ESCAPE '\'`, []any{pattern}},
 	}
+	subs, err := sqldb.QueryStrings(ctx, tx, `SELECT DISTINCT subscription_id FROM subscription_history WHERE member_id = $1`, m.ID)
+	if err != nil {
+		return fmt.Errorf("read subscription history: %w", err)
+	}
 	for _, st := range steps {
 		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
 			return fmt.Errorf("%s: %w", st.what, err)
 		}
 	}
-	return nil
+	// The figures do not change, but whose they are does.
+	return metrics.Refresh(ctx, tx, metrics.PatronSources(m.ID, subs...))
 }

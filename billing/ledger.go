@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/metrics"
 )
 
 // onCheckoutSession links a paid subscription Checkout to its member, even
@@ -131,7 +132,7 @@ func (s *Service) recordDonation(ctx context.Context, tx *sql.Tx, ev Event, cs c
 	if err != nil {
 		return fmt.Errorf("record donation: %w", err)
 	}
-	return nil
+	return metrics.RefreshLedger(ctx, tx, nil, nil, []string{cs.ID})
 }
 
 // onInvoice records an invoice in the ledger and notes failed payments, for
@@ -228,7 +229,7 @@ func (s *Service) upsertInvoice(ctx context.Context, tx *sql.Tx, inv invoiceStat
 	if err != nil {
 		return fmt.Errorf("update invoice: %w", err)
 	}
-	return nil
+	return metrics.RefreshLedger(ctx, tx, []string{inv.ID}, nil, nil)
 }
 
 // onChargeRefunded records a charge's refunds: each refund by its Stripe id
@@ -279,9 +280,10 @@ func (s *Service) onChargeRefunded(ctx context.Context, ev Event) (effects, erro
 					return fmt.Errorf("record refund: %w", err)
 				}
 			}
-			return nil
+		} else if err := s.deriveRefunds(ctx, tx, ch, ev); err != nil {
+			return err
 		}
-		return s.deriveRefunds(ctx, tx, ch, ev)
+		return metrics.RefreshLedger(ctx, tx, nil, []string{ch.ID}, nil)
 	})
 	return fx, err
 }
@@ -367,7 +369,7 @@ func (s *Service) upsertCharge(ctx context.Context, tx *sql.Tx, ch chargeState) 
 	if err != nil {
 		return fmt.Errorf("record charge: %w", err)
 	}
-	return nil
+	return metrics.RefreshLedger(ctx, tx, nil, []string{ch.ID}, nil)
 }
 
 // disputeRank: a closed dispute's outcome is final.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +163,11 @@ func TestAnyDeliveryOrderEndsInStripesState(t *testing.T) {
 				for _, sub := range w.stripeSubscriptions() {
 					w.wantLikeStripe(sub)
 				}
+				for _, c := range []string{"counter: s|eur|mrr", "counter: m|eur|churn", "counter: r|eur|gross", "counter: r|eur|refunds", "counter: r|eur|donations"} {
+					if !strings.Contains(want, c) {
+						t.Fatalf("the season kept no %q figures:\n%s", strings.TrimPrefix(c, "counter: "), want)
+					}
+				}
 				rng := rand.New(rand.NewPCG(uint64(len(events)), 42))
 				for run := range orders {
 					w.reset(links)
@@ -230,7 +236,11 @@ func (w *world) deliverConcurrently(rng *rand.Rand, plan []map[string]any) {
 }
 
 var billingTables = []string{"subscriptions", "subscription_snapshots", "subscription_history", "invoices", "charges", "refunds", "disputes",
-	"donations", "member_access", "billing_notifications", "stripe_customers"}
+	"donations", "member_access", "billing_notifications", "stripe_customers", "metric_deltas"}
+
+// counterTables hold the staff figures' sums, which must come out the same
+// however the events arrived; compared as each counter's total per day.
+var counterTables = []string{"metric_sources", "metric_days", "metric_pending"}
 
 func (w *world) customerLinks() map[string]string {
 	w.t.Helper()
@@ -254,7 +264,7 @@ func (w *world) customerLinks() map[string]string {
 // the first delivery.
 func (w *world) reset(links map[string]string) {
 	w.t.Helper()
-	for _, table := range billingTables {
+	for _, table := range append(slices.Clone(billingTables), counterTables...) {
 		if _, err := w.db.Exec(`DELETE FROM ` + table); err != nil {
 			w.t.Fatal(err)
 		}
@@ -310,6 +320,20 @@ func (w *world) dump() string {
 		sort.Strings(lines)
 		b.WriteString(strings.Join(lines, "\n"))
 		b.WriteString("\n")
+	}
+	rows, err := w.db.Query(`SELECT key, day, SUM(delta) FROM (SELECT key, day, delta FROM metric_days UNION ALL SELECT key, day, delta FROM metric_pending) x
+		GROUP BY key, day HAVING SUM(delta) <> 0 ORDER BY key, day`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var day, sum int64
+		if err := rows.Scan(&key, &day, &sum); err != nil {
+			w.t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "counter: %s day=%d sum=%d\n", key, day, sum)
 	}
 	return b.String()
 }

@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/metrics"
 )
 
 // The order of a subscription's states within one second. Stripe's created
@@ -263,7 +266,7 @@ func (s *Service) rebuildHistory(ctx context.Context, tx *sql.Tx, subID string, 
 			return fmt.Errorf("write subscription history: %w", err)
 		}
 	}
-	return nil
+	return metrics.Refresh(ctx, tx, metrics.PatronSources(memberID.String, subID))
 }
 
 // historyIs reports whether the stored history is already rows.
@@ -408,9 +411,14 @@ func (s *Service) linkCustomer(ctx context.Context, tx *sql.Tx, memberID, custom
 			return fmt.Errorf("link customer's %s: %w", table, err)
 		}
 	}
+	linked, err := sqldb.QueryStrings(ctx, tx, `SELECT DISTINCT subscription_id FROM subscription_history WHERE member_id IS NULL
+		AND subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = $1)`, customerID)
+	if err != nil || len(linked) == 0 {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE subscription_history SET member_id = $1 WHERE member_id IS NULL
 		AND subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = $2)`, memberID, customerID); err != nil {
 		return fmt.Errorf("link customer's history: %w", err)
 	}
-	return nil
+	return metrics.Refresh(ctx, tx, metrics.PatronSources(memberID, linked...))
 }

@@ -381,10 +381,20 @@ func (h *History) PayingPatrons(t time.Time) int {
 // (those with paying patrons at their start), rounded half to even; false
 // when there is no such month or the mean is 0.
 func (h *History) LTV(t time.Time, currency string, arpu int64) (int64, bool) {
+	var moves []Movement
+	for k := 6; k >= 1; k-- {
+		moves = append(moves, h.Movements(MonthOf(t).AddDate(0, -k, 0), currency))
+	}
+	return ltvOf(moves, arpu)
+}
+
+// ltvOf is ARPU over the mean patron churn rate of the months that had
+// paying patrons at their start, rounded half to even; false when there is
+// no such month or the mean is 0.
+func ltvOf(moves []Movement, arpu int64) (int64, bool) {
 	sum := new(big.Rat)
 	n := int64(0)
-	for k := 1; k <= 6; k++ {
-		m := h.Movements(MonthOf(t).AddDate(0, -k, 0), currency)
+	for _, m := range moves {
 		if m.PayingStart == 0 {
 			continue
 		}

@@ -55,7 +55,14 @@ func TestHistoryAndRevenueFromTheDatabase(t *testing.T) {
 			VALUES ('in_3', 'cus_1', 'paid', 'eur', 300, 300, 0, 'ch_3', $1, $1, $1, $1)`, may)
 		exec(`INSERT INTO charges (id, amount, currency, stripe_created_at, updated_at) VALUES ('ch_3', 300, 'eur', $1, $1)`, may)
 		exec(`INSERT INTO refunds (id, charge_id, amount, currency, refunded_at) VALUES ('re_3', 'ch_3', 200, 'eur', $1)`, may.Add(time.Hour))
-		rev, err := metrics.NewService(db).RevenueBetween(ctx, may.Add(-time.Hour), may.AddDate(0, 0, 7))
+		svc := metrics.NewService(db)
+		if _, err := svc.Rebuild(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if sn, _, err := svc.Snapshot(ctx, jan); err != nil || sn["eur"] == nil || *sn["eur"] != *s {
+			t.Fatalf("counters' snapshot = %+v, %v; want %+v", sn["eur"], err, s)
+		}
+		rev, err := svc.RevenueBetween(ctx, may.Add(-time.Hour), may.AddDate(0, 0, 7))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,9 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -58,25 +56,21 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 // summaryFigures is the summary at an instant, for the API and the
 // dashboard alike.
 func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON, error) {
-	h, err := s.revenue.History(ctx)
-	if err != nil {
-		return summaryJSON{}, err
-	}
 	from := at.Add(-30 * 24 * time.Hour)
 	revenue, err := s.revenue.RevenueBetween(ctx, from, at)
 	if err != nil {
 		return summaryJSON{}, err
 	}
-	snapshots := h.At(at)
-	currencies := map[string]bool{}
-	for _, cur := range h.Currencies() {
-		currencies[cur] = true
+	snapshots, payingAny, err := s.revenue.Snapshot(ctx, at)
+	if err != nil {
+		return summaryJSON{}, err
 	}
-	for cur := range revenue {
-		currencies[cur] = true
+	currencies, err := s.revenue.Currencies(ctx)
+	if err != nil {
+		return summaryJSON{}, err
 	}
 	out := []currencySummaryJSON{}
-	for _, cur := range slices.Sorted(maps.Keys(currencies)) {
+	for _, cur := range currencies {
 		j := currencySummaryJSON{Currency: cur}
 		if sn := snapshots[cur]; sn != nil {
 			j.MRR, j.ARR, j.PayingPatrons, j.ARPU = sn.MRR, 12*sn.MRR, sn.PayingPatrons, sn.ARPU
@@ -85,10 +79,17 @@ func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON,
 		if r := revenue[cur]; r != nil {
 			j.NetRevenue30d, j.Donations30d = r.Net, r.Donations
 		}
-		if ltv, ok := h.LTV(at, cur, j.ARPU); ok {
+		ltv, ok, err := s.revenue.LTV(ctx, at, cur, j.ARPU)
+		if err != nil {
+			return summaryJSON{}, err
+		}
+		if ok {
 			j.LTV = &ltv
 		}
-		churned, paying := h.ChurnBetween(from, at, cur)
+		churned, paying, err := s.revenue.ChurnBetween(ctx, from, at, cur)
+		if err != nil {
+			return summaryJSON{}, err
+		}
 		j.ChurnedPatrons = churned
 		if paying > 0 {
 			rate := float64(churned) / float64(paying)
@@ -102,7 +103,7 @@ func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON,
 		if err != nil {
 			return summaryJSON{}, err
 		}
-		r := reportingSummary(s.reporting, out, rates, at, h.PayingPatrons(at))
+		r := reportingSummary(s.reporting, out, rates, at, payingAny)
 		sum.Reporting = &r
 	}
 	return sum, nil
@@ -147,14 +148,13 @@ func (s *Server) staffMetricsMRR(c *gin.Context) {
 
 // mrrMonths is a currency's MRR movements for the months from to to.
 func (s *Server) mrrMonths(ctx context.Context, from, to time.Time, currency string) ([]movementJSON, error) {
-	h, err := s.revenue.History(ctx)
+	moves, err := s.revenue.Movements(ctx, from, to, currency)
 	if err != nil {
 		return nil, err
 	}
 	months := []movementJSON{}
-	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
-		mv := h.Movements(m, currency)
-		j := movementJSON{Month: m.Format("2006-01"), MRRStart: mv.MRRStart, MRREnd: mv.MRREnd,
+	for _, mv := range moves {
+		j := movementJSON{Month: mv.Month.Format("2006-01"), MRRStart: mv.MRRStart, MRREnd: mv.MRREnd,
 			New: mv.New, Reactivation: mv.Reactivation, Expansion: mv.Expansion, Contraction: mv.Contraction, Churn: mv.Churn,
 			PayingStart: mv.PayingStart, PayingEnd: mv.PayingEnd, NewPatrons: mv.NewPatrons, ReactivatedPatrons: mv.ReactivatedPatrons,
 			ChurnedPatrons: mv.ChurnedPatrons}
@@ -232,14 +232,14 @@ func (s *Server) staffMetricsRevenue(c *gin.Context) {
 
 // revenueMonths is a currency's revenue for the months from to to.
 func (s *Server) revenueMonths(ctx context.Context, from, to time.Time, currency string) ([]revenueMonthJSON, error) {
+	all, err := s.revenue.RevenueMonths(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
 	months := []revenueMonthJSON{}
 	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
-		rev, err := s.revenue.RevenueInMonth(ctx, m)
-		if err != nil {
-			return nil, err
-		}
 		j := revenueMonthJSON{Month: m.Format("2006-01")}
-		if r := rev[currency]; r != nil {
+		if r := all[m][currency]; r != nil {
 			j.Gross, j.Tax, j.Refunds, j.Net, j.Donations = r.Gross, r.Tax, r.Refunds, r.Net, r.Donations
 		}
 		months = append(months, j)
@@ -277,12 +277,12 @@ func (s *Server) staffMetricsCohorts(c *gin.Context) {
 // cohortFigures is a currency's cohorts of the months from to to, each
 // followed to the month of to.
 func (s *Server) cohortFigures(ctx context.Context, from, to time.Time, currency string) ([]cohortJSON, error) {
-	h, err := s.revenue.History(ctx)
+	cohorts, err := s.revenue.Cohorts(ctx, currency, from, to)
 	if err != nil {
 		return nil, err
 	}
 	out := []cohortJSON{}
-	for _, co := range h.Cohorts(currency, from, to) {
+	for _, co := range cohorts {
 		j := cohortJSON{Month: co.Month.Format("2006-01"), Patrons: co.Patrons, Months: []cohortMonthJSON{}}
 		for _, m := range co.Months {
 			j.Months = append(j.Months, cohortMonthJSON{Month: m.Month.Format("2006-01"), Retained: m.Retained, Share: m.Share, MRR: m.MRR})
@@ -318,12 +318,12 @@ func (s *Server) staffMetricsTiers(c *gin.Context) {
 
 // tierFigures is the MRR at an instant by currency, tier and interval.
 func (s *Server) tierFigures(ctx context.Context, at time.Time) ([]tierFigureJSON, error) {
-	h, err := s.revenue.History(ctx)
+	tiers, err := s.revenue.ByTier(ctx, at)
 	if err != nil {
 		return nil, err
 	}
 	out := []tierFigureJSON{}
-	for _, f := range h.ByTier(at) {
+	for _, f := range tiers {
 		out = append(out, tierFigureJSON{Currency: f.Currency, Tier: f.Tier, Interval: f.Interval, IntervalCount: f.IntervalCount, MRR: f.MRR, Patrons: f.Patrons})
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -64,6 +65,9 @@ func TestStaffMetricsFromHistory(t *testing.T) {
 	exec(`INSERT INTO donations (id, amount, currency, status, stripe_created_at, state_at) VALUES ('cs_1', 2500, 'eur', 'paid', $1, $1)`, at("2026-04-25T10:00:00Z"))
 	exec(`INSERT INTO donations (id, amount, currency, status, stripe_created_at, state_at) VALUES ('cs_2', 9900, 'eur', 'paid', $1, $1)`, at("2026-03-01T10:00:00Z"))
 
+	if _, err := ts.revenue.Rebuild(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	token, _ := staffSetup(t, ts, members.RoleStaff)
 	staff := []string{"Authorization", "Bearer " + token}
 

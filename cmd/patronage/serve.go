@@ -108,6 +108,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}()
 
+	// The staff figures: computed once on a database that had billing data
+	// before they were kept, then folded into day sums every few seconds.
+	figures := metrics.NewService(db)
+	if err := figures.EnsureBuilt(ctx); err != nil {
+		return fmt.Errorf("staff figures: %w", err)
+	}
+	go figures.FoldEvery(ctx, 2*time.Second, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
 	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, logger)
 	if err != nil {
@@ -129,7 +137,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Members:               memberService,
 		Billing:               billingService,
 		Voting:                votingService,
-		Metrics:               metrics.NewService(db),
+		Metrics:               figures,
 		ReportingCurrency:     cfg.ReportingCurrency,
 		Intake:                intake,
 		Access:                billingService,
