@@ -372,6 +372,31 @@ func (s *Service) EnsureBuilt(ctx context.Context) error {
 	return err
 }
 
+// ledgerIDs page through each kind of ledger row that can count.
+var ledgerIDs = map[string]string{
+	invoicePrefix:  `SELECT id FROM invoices WHERE paid_at IS NOT NULL AND amount_paid > 0 AND id > $1 ORDER BY id LIMIT 5000`,
+	refundPrefix:   `SELECT id FROM refunds WHERE refunded_at IS NOT NULL AND id > $1 ORDER BY id LIMIT 5000`,
+	donationPrefix: `SELECT id FROM donations WHERE status = 'paid' AND id > $1 ORDER BY id LIMIT 5000`,
+}
+
+// patronPage computes the contributions of the patrons whose history rows
+// a WHERE clause picks, by source.
+func patronPage(ctx context.Context, q sqldb.Queryer, where string, ids []string) (map[string]map[point]int64, error) {
+	changes, err := readChanges(ctx, q, where, sqldb.Args(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	byPatron := map[string][]Change{}
+	for _, c := range changes {
+		byPatron[c.Patron] = append(byPatron[c.Patron], c)
+	}
+	out := map[string]map[point]int64{}
+	for patron, rows := range byPatron {
+		out[patronPrefix+patron] = patronContributions(rows)
+	}
+	return out, nil
+}
+
 // RebuildReport says what a rebuild computed.
 type RebuildReport struct {
 	Patrons, LedgerRows, Contributions int
@@ -408,59 +433,62 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildReport, error) {
 			}
 			return insertDeltas(ctx, tx, source, c)
 		}
-		// Patrons: the history in patron order, one patron at a time.
-		rows, err := tx.QueryContext(ctx, changeColumns+` ORDER BY `+patronOf+`, subscription_id, seq`)
-		if err != nil {
-			return fmt.Errorf("read subscription history: %w", err)
+		// A page of sources at a time, so memory stays flat however many
+		// there are: members by id, then subscriptions without one, then
+		// the ledger's rows by kind.
+		type pager struct {
+			ids     string // the next page of ids after $1
+			patrons bool
+			compute func(ids []string) (map[string]map[point]int64, error)
 		}
-		var batch []Change
-		type patronRows struct {
-			source  string
-			changes []Change
-		}
-		var patrons []patronRows
-		for rows.Next() {
-			c, err := scanChange(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			if len(batch) > 0 && batch[0].Patron != c.Patron {
-				patrons = append(patrons, patronRows{patronPrefix + batch[0].Patron, batch})
-				batch = nil
-			}
-			batch = append(batch, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read subscription history: %w", err)
-		}
-		if len(batch) > 0 {
-			patrons = append(patrons, patronRows{patronPrefix + batch[0].Patron, batch})
-		}
-		for _, p := range patrons {
-			rep.Patrons++
-			if err := add(p.source, patronContributions(p.changes)); err != nil {
-				return err
+		patrons := func(where string) func(ids []string) (map[string]map[point]int64, error) {
+			return func(ids []string) (map[string]map[point]int64, error) {
+				return patronPage(ctx, tx, fmt.Sprintf(where, sqldb.Placeholders(1, len(ids))), ids)
 			}
 		}
-		// The ledger, a query per kind of row.
+		pages := []pager{
+			{`SELECT DISTINCT member_id FROM subscription_history WHERE member_id > $1 ORDER BY member_id LIMIT 2000`, true,
+				patrons(`WHERE member_id IN (%s)`)},
+			{`SELECT DISTINCT subscription_id FROM subscription_history WHERE (member_id IS NULL OR member_id = '') AND subscription_id > $1
+				ORDER BY subscription_id LIMIT 2000`, true, patrons(`WHERE (member_id IS NULL OR member_id = '') AND subscription_id IN (%s)`)},
+		}
 		for _, l := range ledgerQueries {
-			all, err := ledgerContributions(ctx, tx, l.prefix, strings.ReplaceAll(l.query, "{where}", ""))
-			if err != nil {
-				return err
-			}
-			for _, source := range slices.Sorted(maps.Keys(all)) {
-				rep.LedgerRows++
-				if err := add(source, all[source]); err != nil {
+			pages = append(pages, pager{ledgerIDs[l.prefix], false, func(ids []string) (map[string]map[point]int64, error) {
+				where := "AND " + l.id + " IN (" + sqldb.Placeholders(1, len(ids)) + ")"
+				return ledgerContributions(ctx, tx, l.prefix, strings.ReplaceAll(l.query, "{where}", where), sqldb.Args(ids)...)
+			}})
+		}
+		for _, page := range pages {
+			last := ""
+			for {
+				ids, err := sqldb.QueryStrings(ctx, tx, page.ids, last)
+				if err != nil {
+					return fmt.Errorf("read sources: %w", err)
+				}
+				if len(ids) == 0 {
+					break
+				}
+				last = ids[len(ids)-1]
+				found, err := page.compute(ids)
+				if err != nil {
 					return err
+				}
+				for _, source := range slices.Sorted(maps.Keys(found)) {
+					if page.patrons {
+						rep.Patrons++
+					} else {
+						rep.LedgerRows++
+					}
+					if err := add(source, found[source]); err != nil {
+						return err
+					}
 				}
 			}
 		}
 		if err := insertDays(ctx, tx, "metric_days", days); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO metric_state (name, value) VALUES ('built', $1)
+		_, err := tx.ExecContext(ctx, `INSERT INTO metric_state (name, value) VALUES ('built', $1)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, sqldb.Now().Format(time.RFC3339))
 		return err
 	})
