@@ -1,13 +1,12 @@
 package metrics
 
 import (
-	"cmp"
 	"fmt"
-	"math/big"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/patronage/patronage/metrics/metricstest"
 )
 
 func ptr(v int64) *int64 { return &v }
@@ -68,7 +67,7 @@ func TestHistoryAgreesWithARecomputationFromTheDefinitions(t *testing.T) {
 			month := time.Date(2026, time.Month(1+m), 1, 0, 0, 0, 0, time.UTC)
 			for _, currency := range []string{"eur", "jpy"} {
 				got := h.Movements(month, currency)
-				want := recomputeMovements(changes, month, currency)
+				want := Movement(metricstest.Movements(rows(changes), month, currency))
 				if got != want {
 					t.Fatalf("seed %d, %s %s:\n got %+v\nwant %+v", seed, month.Format("2006-01"), currency, got, want)
 				}
@@ -79,24 +78,24 @@ func TestHistoryAgreesWithARecomputationFromTheDefinitions(t *testing.T) {
 		}
 		for _, currency := range []string{"eur", "jpy"} {
 			from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
-			if got, want := h.Cohorts(currency, from, to), recomputeCohorts(changes, currency, from, to); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := h.Cohorts(currency, from, to), metricstest.Cohorts(rows(changes), currency, from, to); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("seed %d, %s cohorts:\n got %v\nwant %v", seed, currency, got, want)
 			}
 		}
 		for range 10 {
 			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(int64(240 * 24 * time.Hour))))
-			if got, want := h.ByTier(at), recomputeByTier(changes, at); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := h.ByTier(at), metricstest.ByTier(rows(changes), at); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("seed %d, at %s by tier:\n got %v\nwant %v", seed, at, got, want)
 			}
 			snap := h.At(at)
 			for _, currency := range []string{"eur", "jpy"} {
-				mrr, paying := recomputeAt(changes, at, currency)
+				want := metricstest.At(rows(changes), at, currency)
 				var got Snapshot
 				if s := snap[currency]; s != nil {
 					got = *s
 				}
-				if got.MRR != mrr || got.PayingPatrons != paying {
-					t.Fatalf("seed %d, at %s %s: MRR %d paying %d, want %d and %d", seed, at, currency, got.MRR, got.PayingPatrons, mrr, paying)
+				if g := (metricstest.Snapshot{MRR: got.MRR, AtRiskMRR: got.AtRiskMRR, Paying: got.PayingPatrons, PastDue: got.PastDue, Trialing: got.TrialingPatron}); g != want {
+					t.Fatalf("seed %d, at %s %s:\n got %+v\nwant %+v", seed, at, currency, g, want)
 				}
 			}
 		}
@@ -148,205 +147,14 @@ func randomHistory(rng *rand.Rand) []Change {
 	return out
 }
 
-// What follows recomputes the figures from the definitions alone, the
-// slow way: exact fractions, every row looked at for every question.
-
-// monthlyRat is a plan's monthly amount before rounding, from the
-// definition's table of factors.
-func monthlyRat(p Plan) *big.Rat {
-	perMonth := map[string]*big.Rat{"month": big.NewRat(1, 1), "year": big.NewRat(1, 12), "week": big.NewRat(52, 12), "day": big.NewRat(365, 12)}
-	f, ok := perMonth[p.Interval]
-	if !ok || p.IntervalCount < 1 {
-		return new(big.Rat)
-	}
-	amount := new(big.Rat).SetInt64(p.UnitAmount * p.Quantity)
-	if p.Duration == "forever" && p.AmountOff != nil {
-		amount.Sub(amount, new(big.Rat).SetInt64(*p.AmountOff))
-		if amount.Sign() < 0 {
-			amount.SetInt64(0)
-		}
-	}
-	if p.Duration == "forever" && p.PercentOffBps != nil {
-		amount.Mul(amount, new(big.Rat).Sub(big.NewRat(1, 1), big.NewRat(*p.PercentOffBps, 10000)))
-	}
-	amount.Mul(amount, f)
-	return amount.Quo(amount, new(big.Rat).SetInt64(int64(p.IntervalCount)))
-}
-
-// roundRat rounds a non-negative fraction half to even.
-func roundRat(r *big.Rat) int64 {
-	floor := new(big.Int).Quo(r.Num(), r.Denom())
-	frac := new(big.Rat).Sub(r, new(big.Rat).SetInt(floor))
-	switch frac.Cmp(big.NewRat(1, 2)) {
-	case 1:
-		return floor.Int64() + 1
-	case 0:
-		if floor.Bit(0) == 1 {
-			return floor.Int64() + 1
-		}
-	}
-	return floor.Int64()
-}
-
-func counted(p Plan) int64 {
-	if p.Status != "active" && p.Status != "past_due" {
-		return 0
-	}
-	return roundRat(monthlyRat(p))
-}
-
-// stateAt is each subscription's row in force: the last (by time, then
-// sequence) with At ≤ t, or At < t when before is set.
-func stateAt(changes []Change, t time.Time, before bool) map[string]Change {
-	out := map[string]Change{}
+// rows turns history rows into metricstest's, which recomputes the
+// figures from the definitions alone.
+func rows(changes []Change) []metricstest.Row {
+	out := make([]metricstest.Row, 0, len(changes))
 	for _, c := range changes {
-		if c.At.After(t) || (before && c.At.Equal(t)) {
-			continue
-		}
-		prev, ok := out[c.SubscriptionID]
-		if !ok || c.At.After(prev.At) || (c.At.Equal(prev.At) && c.Seq > prev.Seq) {
-			out[c.SubscriptionID] = c
-		}
-	}
-	return out
-}
-
-func patronTotals(changes []Change, t time.Time, before bool, currency string) map[string]int64 {
-	out := map[string]int64{}
-	for _, c := range stateAt(changes, t, before) {
-		if c.Currency == currency {
-			out[c.Patron] += counted(c.Plan)
-		}
-	}
-	return out
-}
-
-func recomputeAt(changes []Change, t time.Time, currency string) (mrr int64, paying int) {
-	for _, m := range patronTotals(changes, t, false, currency) {
-		mrr += m
-		if m > 0 {
-			paying++
-		}
-	}
-	return mrr, paying
-}
-
-func recomputeMovements(changes []Change, month time.Time, currency string) Movement {
-	end := month.AddDate(0, 1, 0)
-	start := patronTotals(changes, month, true, currency)
-	finish := patronTotals(changes, end, true, currency)
-	// Was a patron's MRR above 0 at any instant before the month? Only
-	// instants where something changed need looking at.
-	everBefore := map[string]bool{}
-	for _, c := range changes {
-		if c.At.Before(month) && patronTotals(changes, c.At, false, currency)[c.Patron] > 0 {
-			everBefore[c.Patron] = true
-		}
-	}
-	m := Movement{Month: month}
-	patrons := map[string]bool{}
-	for p := range start {
-		patrons[p] = true
-	}
-	for p := range finish {
-		patrons[p] = true
-	}
-	for p := range patrons {
-		s, e := start[p], finish[p]
-		m.MRRStart += s
-		m.MRREnd += e
-		if s > 0 {
-			m.PayingStart++
-		}
-		if e > 0 {
-			m.PayingEnd++
-		}
-		switch {
-		case s == 0 && e > 0 && everBefore[p]:
-			m.Reactivation += e
-			m.ReactivatedPatrons++
-		case s == 0 && e > 0:
-			m.New += e
-			m.NewPatrons++
-		case s > 0 && e == 0:
-			m.Churn += s
-			m.ChurnedPatrons++
-		case s > 0 && e > s:
-			m.Expansion += e - s
-		case s > 0 && e < s:
-			m.Contraction += s - e
-		}
-	}
-	return m
-}
-
-func recomputeByTier(changes []Change, at time.Time) []TierFigure {
-	type key struct {
-		currency, tier, interval string
-		count                    int
-	}
-	perPatron := map[key]map[string]int64{}
-	for _, c := range stateAt(changes, at, false) {
-		if m := counted(c.Plan); m > 0 {
-			k := key{c.Currency, c.Tier, c.Interval, c.IntervalCount}
-			if perPatron[k] == nil {
-				perPatron[k] = map[string]int64{}
-			}
-			perPatron[k][c.Patron] += m
-		}
-	}
-	var out []TierFigure
-	for k, patrons := range perPatron {
-		f := TierFigure{Currency: k.currency, Tier: k.tier, Interval: k.interval, IntervalCount: k.count, Patrons: len(patrons)}
-		for _, m := range patrons {
-			f.MRR += m
-		}
-		out = append(out, f)
-	}
-	slices.SortFunc(out, func(a, b TierFigure) int {
-		return cmp.Or(cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Interval, b.Interval), cmp.Compare(a.IntervalCount, b.IntervalCount))
-	})
-	if out == nil {
-		out = []TierFigure{}
-	}
-	return out
-}
-
-func recomputeCohorts(changes []Change, currency string, from, to time.Time) []Cohort {
-	// Each patron's first instant with MRR > 0: only instants where
-	// something changed can be it.
-	first := map[string]time.Time{}
-	for _, c := range changes {
-		if patronTotals(changes, c.At, false, currency)[c.Patron] > 0 {
-			if f, ok := first[c.Patron]; !ok || c.At.Before(f) {
-				first[c.Patron] = c.At
-			}
-		}
-	}
-	var out []Cohort
-	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
-		var patrons []string
-		for p, f := range first {
-			if f.Year() == m.Year() && f.Month() == m.Month() {
-				patrons = append(patrons, p)
-			}
-		}
-		c := Cohort{Month: m, Patrons: len(patrons)}
-		for k := m; !k.After(to); k = k.AddDate(0, 1, 0) {
-			totals := patronTotals(changes, k.AddDate(0, 1, 0), true, currency)
-			cm := CohortMonth{Month: k}
-			for _, p := range patrons {
-				if totals[p] > 0 {
-					cm.Retained++
-					cm.MRR += totals[p]
-				}
-			}
-			if c.Patrons > 0 {
-				cm.Share = float64(cm.Retained) / float64(c.Patrons)
-			}
-			c.Months = append(c.Months, cm)
-		}
-		out = append(out, c)
+		out = append(out, metricstest.Row{Patron: c.Patron, Subscription: c.SubscriptionID, At: c.At, Seq: c.Seq, Tier: c.Tier,
+			Status: c.Status, Currency: c.Currency, UnitAmount: c.UnitAmount, Quantity: c.Quantity, Interval: c.Interval,
+			IntervalCount: c.IntervalCount, PercentOffBps: c.PercentOffBps, AmountOff: c.AmountOff, Duration: c.Duration})
 	}
 	return out
 }
