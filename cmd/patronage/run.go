@@ -47,6 +47,9 @@ Commands:
                    rebuild Redis tallies from the ballots (every open round by default)
   voting verify [ROUND_ID]
                    compare Redis with the ballots; exit 1 on any difference
+  metrics rebuild  compute the staff figures again from the history and the ledger
+  demo seed [--patrons N] [--months M] [--seed S]
+                   fill a fresh database with a synthetic history, to try the dashboard
   version          print the version
   help             print this help
 
@@ -81,6 +84,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVoting(ctx, rest, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout)
+	case "metrics":
+		return runMetrics(ctx, rest, getenv, stdout)
+	case "demo":
+		return runDemo(ctx, rest, getenv, stdout)
 	case "version":
 		if err := parseFlags("version", "Print the version of this binary.", rest, stdout); err != nil {
 			return err

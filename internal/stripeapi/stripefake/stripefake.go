@@ -13,7 +13,8 @@
 // Stripe would send, in Stripe's order, for a test to deliver to a webhook
 // handler (SignedDelivery) or to read through GET /v1/events.
 //
-// It is for tests only and never talks to Stripe. It answers with
+// It is for tests, and for `patronage demo seed`, which drives it the way a
+// test does to make a synthetic history; it never talks to Stripe. It answers with
 // Stripe-shaped JSON and Stripe's error shapes and messages, and it refuses
 // what it does not imitate (an unknown endpoint, an unknown parameter) with a
 // message naming it, so a gap in the fake shows as a failing test instead of
@@ -58,6 +59,7 @@ type Server struct {
 	clock      time.Time                // zero: the wall clock
 	taken      int                      // events TakeEvents has handed out
 	req        map[string]any           // the request being served, for events it causes
+	srv        *httptest.Server
 }
 
 // Request is one request as the fake received it.
@@ -76,6 +78,13 @@ type replay struct {
 // New starts a fake on httptest; it is closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake on a loopback port outside a test; Close stops it.
+func Start() *Server {
 	s := &Server{
 		objects:   map[string]map[string]any{},
 		order:     map[string][]string{},
@@ -83,11 +92,13 @@ func New(t testing.TB) *Server {
 		replays:   map[string]replay{},
 		checkouts: map[string]*checkoutPlan{},
 	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	s.URL = srv.URL
+	s.srv = httptest.NewServer(s)
+	s.URL = s.srv.URL
 	return s
 }
+
+// Close stops serving the API; the Go methods keep working.
+func (s *Server) Close() { s.srv.Close() }
 
 // Client returns a stripe-go client pointed at the fake with SecretKey and
 // retries off, so an injected failure reaches the caller at once.
@@ -121,6 +132,13 @@ func (s *Server) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clock = s.nowTime().Add(d).Truncate(time.Second)
+}
+
+// Now is the fake's clock: what it stamps the next object or event with.
+func (s *Server) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nowTime()
 }
 
 // nowTime is the fake's clock to the second, as Stripe's timestamps are;
