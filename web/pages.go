@@ -36,6 +36,8 @@ type pageData struct {
 	Join        *joinData
 	Vote        *voteData
 	Staff       *staffVotingData
+	Dashboard   *dashboardView
+	Wide        bool              // a page of charts and tables, given the window's width
 	Form        map[string]string // what a form held, shown again with its errors
 	Fields      map[string]string // which fields were wrong, and why
 	Next        string

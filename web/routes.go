@@ -40,6 +40,8 @@ func (s *Server) routes() {
 	e.GET("/vote/results/:id", s.voteResultsPage)
 	e.GET("/topics/suggest", s.suggestPage)
 	e.POST("/topics/suggest", s.suggestForm)
+	e.GET("/staff", s.staffDashboard)
+	e.GET("/staff/dashboard.csv", s.staffDashboardCSV)
 	e.GET("/staff/voting", s.staffVotingPage)
 	e.POST("/staff/voting", s.staffVotingForm)
 	e.GET("/staff/suggestions", s.staffSuggestionsPage)
