@@ -10,6 +10,10 @@
 #                                  make an admin (token in $STATE/token)
 #   bench/metrics.sh start         start the server on the existing database
 #   bench/metrics.sh stop          SIGTERM our server (pid in $STATE/server.pid) and wait for it to exit
+#   bench/metrics.sh measure [C] [SECS]
+#                                  wrk (C connections, default 1; SECS each, default 15) on every staff figure
+#                                  (summary, 24 months of movements, revenue and cohorts, tiers, the first
+#                                  members page), then members.csv three times (rows/s), and the server's RSS
 #   bench/metrics.sh rss           the server's resident memory (kB)
 #   bench/metrics.sh clean         stop the server, drop $DB, delete the benchm: Redis keys
 #
@@ -93,6 +97,22 @@ seed)
 start) start ;;
 stop) stop ;;
 rss) ps -o rss= -p "$(cat "$STATE/server.pid")" ;;
+measure)
+  c=${1:-1} secs=${2:-15}
+  token=$(cat "$STATE/token")
+  from=$(date -u -d "$(date -u +%Y-%m-15) -23 months" +%Y-%m) to=$(date -u +%Y-%m)
+  for path in "metrics/summary" "metrics/mrr?from=$from&to=$to&currency=eur" "metrics/revenue?from=$from&to=$to&currency=eur" \
+    "metrics/cohorts?from=$from&to=$to&currency=eur" "metrics/tiers" "members" "members?status=past_due"; do
+    echo "== GET /api/v1/staff/$path  (c$c, ${secs}s)"
+    (cd "$here/.." && wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/report.lua -H "Authorization: Bearer $token" \
+      "http://$ADDR/api/v1/staff/$path") | grep -E '^(rps|p50|p95|p99 |max|socket)'
+  done
+  for _ in 1 2 3; do
+    curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' -H "Authorization: Bearer $token" "http://$ADDR/api/v1/staff/members.csv" |
+      awk -v n="$(psql -X -At -d "$DB" -c 'SELECT count(*) FROM members')" '{printf "members.csv: %s, %d rows, %.1f MB in %.2f s: %.0f rows/s\n", $1, n, $2/1e6, $3, n/$3}'
+  done
+  echo "server RSS: $(ps -o rss= -p "$(cat "$STATE/server.pid")") kB"
+  ;;
 clean)
   stop
   dropdb --if-exists "$DB"

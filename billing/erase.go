@@ -54,6 +54,7 @@ func (s *Service) ScrubMember(ctx context.Context, tx *sql.Tx, m members.Member)
 			return fmt.Errorf("%s: %w", st.what, err)
 		}
 	}
-	// The figures do not change, but whose they are does.
+	// Each subscription now counts as a patron of its own: paying
+	// patrons, cohorts and new or returning patrons change with it.
 	return metrics.Refresh(ctx, tx, metrics.PatronSources(m.ID, subs...))
 }

@@ -76,7 +76,7 @@ func (s *Service) SetRate(ctx context.Context, actor members.Actor, r Rate) (Rat
 
 // Rates lists the rates into a reporting currency, by currency and date.
 func (s *Service) Rates(ctx context.Context, reporting string) ([]Rate, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT currency, reporting, valid_from, rate FROM fx_rates WHERE reporting = $1 ORDER BY currency, valid_from`,
+	rows, err := s.q().QueryContext(ctx, `SELECT currency, reporting, valid_from, rate FROM fx_rates WHERE reporting = $1 ORDER BY currency, valid_from`,
 		strings.ToLower(reporting))
 	if err != nil {
 		return nil, fmt.Errorf("read rates: %w", err)

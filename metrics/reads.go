@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,13 +17,40 @@ import (
 // The staff figures, read from the counters (counters.go). Each answer is
 // a handful of indexed reads of day sums, whatever the number of members.
 
+// q is what the readers query: the database, or the transaction of
+// Consistent.
+func (s *Service) q() sqldb.Queryer {
+	if s.tx != nil {
+		return s.tx
+	}
+	return s.db
+}
+
+// Consistent runs fn with a Service whose reads all see one state of the
+// counters, so figures read one after another agree with each other (a
+// refresh committing between two of them cannot split a summary). On
+// PostgreSQL that is one read-only repeatable-read transaction; SQLite's
+// transactions here take the write lock, so there the reads go to the
+// database as they are.
+func (s *Service) Consistent(ctx context.Context, fn func(r *Service) error) error {
+	if s.db.Dialect != sqldb.Postgres || s.tx != nil {
+		return fn(s)
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin reading figures: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(&Service{db: s.db, tx: tx})
+}
+
 // values is every counter named prefix|… at t: what was added at or
 // before t (inclusive), or before t. Whole days before t's come from the
 // day sums; t's own day from the contributions themselves.
 func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclusive bool) (map[string]int64, error) {
 	lo, hi := keyRange(prefix)
 	day := dayOf(t)
-	rows, err := s.db.QueryContext(ctx, `SELECT key, SUM(CASE WHEN day < $3 THEN delta ELSE 0 END), MAX(CASE WHEN day = $3 THEN 1 ELSE 0 END) FROM (
+	rows, err := s.q().QueryContext(ctx, `SELECT key, SUM(CASE WHEN day < $3 THEN delta ELSE 0 END), MAX(CASE WHEN day = $3 THEN 1 ELSE 0 END) FROM (
 		SELECT key, day, delta FROM metric_days WHERE key >= $1 AND key < $2 AND day <= $3
 		UNION ALL SELECT key, day, delta FROM metric_pending WHERE key >= $1 AND key < $2 AND day <= $3) x GROUP BY key`, lo, hi, day)
 	if err != nil {
@@ -55,7 +83,7 @@ func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclus
 	}
 	start := time.Unix(day*86400, 0).UTC()
 	args := append([]any{start, t.UTC()}, sqldb.Args(today)...)
-	rows, err = s.db.QueryContext(ctx, `SELECT key, SUM(delta) FROM metric_deltas WHERE at >= $1 AND at `+op+` $2
+	rows, err = s.q().QueryContext(ctx, `SELECT key, SUM(delta) FROM metric_deltas WHERE at >= $1 AND at `+op+` $2
 		AND key IN (`+sqldb.Placeholders(3, len(today))+`) GROUP BY key`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read figures: %w", err)
@@ -76,7 +104,12 @@ func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclus
 // counter and month number.
 func (s *Service) monthly(ctx context.Context, prefix string) (map[string]map[int64]int64, error) {
 	lo, hi := keyRange(prefix)
-	rows, err := s.db.QueryContext(ctx, `SELECT key, month, SUM(delta) FROM (
+	return s.monthlyBetween(ctx, lo, hi)
+}
+
+// monthlyBetween is monthly for the counters named in [lo, hi).
+func (s *Service) monthlyBetween(ctx context.Context, lo, hi string) (map[string]map[int64]int64, error) {
+	rows, err := s.q().QueryContext(ctx, `SELECT key, month, SUM(delta) FROM (
 		SELECT key, month, delta FROM metric_days WHERE key >= $1 AND key < $2
 		UNION ALL SELECT key, month, delta FROM metric_pending WHERE key >= $1 AND key < $2) x GROUP BY key, month`, lo, hi)
 	if err != nil {
@@ -167,7 +200,7 @@ func (s *Service) ChurnBetween(ctx context.Context, from, to time.Time, currency
 	if err != nil {
 		return 0, 0, err
 	}
-	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT source FROM metric_deltas WHERE key = $1 AND at > $2 AND at <= $3
+	err = s.q().QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT source FROM metric_deltas WHERE key = $1 AND at > $2 AND at <= $3
 		GROUP BY source HAVING SUM(delta) < 0) x`, key, from.UTC(), to.UTC()).Scan(&churned)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count churned patrons: %w", err)
@@ -213,7 +246,8 @@ func (s *Service) LTV(ctx context.Context, t time.Time, currency string, arpu in
 
 // Cohorts is as History.Cohorts.
 func (s *Service) Cohorts(ctx context.Context, currency string, from, to time.Time) ([]Cohort, error) {
-	counters, err := s.monthly(ctx, "c|"+currency)
+	// Only the cohorts asked for: c|CUR|FROM… up to c|CUR|TO}.
+	counters, err := s.monthlyBetween(ctx, counter("c", currency, MonthOf(from).Format("2006-01")), counter("c", currency, MonthOf(to).Format("2006-01"))+"}")
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +322,7 @@ func (s *Service) Currencies(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	for _, prefix := range []string{"s", "r"} {
 		lo, hi := keyRange(prefix)
-		keys, err := sqldb.QueryStrings(ctx, s.db, `SELECT DISTINCT key FROM metric_days WHERE key >= $1 AND key < $2
+		keys, err := sqldb.QueryStrings(ctx, s.q(), `SELECT DISTINCT key FROM metric_days WHERE key >= $1 AND key < $2
 			UNION SELECT DISTINCT key FROM metric_pending WHERE key >= $1 AND key < $2`, lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("read currencies: %w", err)

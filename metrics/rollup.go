@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -43,12 +44,10 @@ func PatronSources(memberID string, subscriptionIDs ...string) []string {
 // to the counters. Call it wherever a source's rows change.
 func Refresh(ctx context.Context, tx *sql.Tx, sources []string) error {
 	sources = slices.Compact(slices.Sorted(slices.Values(sources)))
-	now := sqldb.Now()
+	if err := lockSources(ctx, tx, sources); err != nil {
+		return err
+	}
 	for _, source := range sources {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO metric_sources (source, refreshed_at) VALUES ($1, $2)
-			ON CONFLICT (source) DO UPDATE SET refreshed_at = excluded.refreshed_at`, source, now); err != nil {
-			return fmt.Errorf("lock figures of %s: %w", source, err)
-		}
 		old, err := storedContributions(ctx, tx, source)
 		if err != nil {
 			return err
@@ -183,7 +182,44 @@ func ledgerContributions(ctx context.Context, q sqldb.Queryer, prefix, query str
 // RefreshLedger refreshes the ledger sources a change to these invoices,
 // charges and gifts can move: the invoices and gifts, and every refund of
 // a charge that paid one of them (whose kind follows from that link).
+//
+// A refund's kind depends on rows other transactions may be writing at
+// the same moment (the invoice naming its charge, the gift with its
+// payment intent), so the charges and payment intents involved are locked
+// first, and the refunds looked up after: of two transactions linking and
+// refunding the same charge, the second sees the first's rows.
 func RefreshLedger(ctx context.Context, tx *sql.Tx, invoices, charges, donations []string) error {
+	var locks []string
+	gather := func(prefix, query string, ids []string) error {
+		if len(ids) == 0 {
+			return nil
+		}
+		found, err := sqldb.QueryStrings(ctx, tx, fmt.Sprintf(query, sqldb.Placeholders(1, len(ids))), sqldb.Args(ids)...)
+		for _, id := range found {
+			locks = append(locks, prefix+id)
+		}
+		return err
+	}
+	for _, id := range charges {
+		locks = append(locks, "lock:charge:"+id)
+	}
+	for _, step := range []struct {
+		prefix, query string
+		ids           []string
+	}{
+		{"lock:pi:", `SELECT payment_intent_id FROM charges WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, charges},
+		{"lock:charge:", `SELECT charge_id FROM invoices WHERE id IN (%s) AND charge_id IS NOT NULL`, invoices},
+		{"lock:charge:", `SELECT id FROM charges WHERE invoice_id IN (%s)`, invoices},
+		{"lock:pi:", `SELECT payment_intent_id FROM donations WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, donations},
+	} {
+		if err := gather(step.prefix, step.query, step.ids); err != nil {
+			return fmt.Errorf("find what a payment touches: %w", err)
+		}
+	}
+	if err := lockSources(ctx, tx, locks); err != nil {
+		return err
+	}
+
 	var sources []string
 	for _, id := range invoices {
 		sources = append(sources, invoicePrefix+id)
@@ -220,6 +256,19 @@ func RefreshLedger(ctx context.Context, tx *sql.Tx, invoices, charges, donations
 	return Refresh(ctx, tx, sources)
 }
 
+// lockSources takes (making them if need be) the metric_sources rows of
+// names, in order, until the transaction ends.
+func lockSources(ctx context.Context, tx *sql.Tx, names []string) error {
+	now := sqldb.Now()
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO metric_sources (source, refreshed_at) VALUES ($1, $2)
+			ON CONFLICT (source) DO UPDATE SET refreshed_at = excluded.refreshed_at`, name, now); err != nil {
+			return fmt.Errorf("lock figures of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // insertDeltas stores a source's contributions.
 func insertDeltas(ctx context.Context, tx *sql.Tx, source string, c map[point]int64) error {
 	points := slices.SortedFunc(maps.Keys(c), comparePoints)
@@ -246,10 +295,7 @@ func insertDeltas(ctx context.Context, tx *sql.Tx, source string, c map[point]in
 }
 
 func comparePoints(a, b point) int {
-	if c := strings.Compare(a.key, b.key); c != 0 {
-		return c
-	}
-	return int(a.at - b.at)
+	return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.at, b.at))
 }
 
 // dayKey is a counter's day.
@@ -281,10 +327,7 @@ func byDay(c map[point]int64) map[dayKey]dayDelta {
 // concurrent writers never wait on each other in a cycle.
 func insertDays(ctx context.Context, tx *sql.Tx, table string, days map[dayKey]dayDelta) error {
 	keys := slices.SortedFunc(maps.Keys(days), func(a, b dayKey) int {
-		if c := strings.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return int(a.day - b.day)
+		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.day, b.day))
 	})
 	const per = 200
 	for len(keys) > 0 {
@@ -358,7 +401,8 @@ func (s *Service) FoldEvery(ctx context.Context, interval time.Duration, logf fu
 
 // EnsureBuilt computes every source's figures if that has never been done
 // on this database (an install that had billing data before the counters
-// existed).
+// existed). Of several servers starting at once, one computes; the others
+// wait for it and find the work done.
 func (s *Service) EnsureBuilt(ctx context.Context) error {
 	var v string
 	err := s.db.QueryRowContext(ctx, `SELECT value FROM metric_state WHERE name = 'built'`).Scan(&v)
@@ -368,7 +412,7 @@ func (s *Service) EnsureBuilt(ctx context.Context) error {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read figures state: %w", err)
 	}
-	_, err = s.Rebuild(ctx)
+	_, err = s.rebuild(ctx, true)
 	return err
 }
 
@@ -403,15 +447,30 @@ type RebuildReport struct {
 }
 
 // Rebuild throws the counters away and computes every source again from
-// the history and the ledger, in one transaction that keeps refreshes
-// waiting until it commits.
-func (s *Service) Rebuild(ctx context.Context) (RebuildReport, error) {
+// the history and the ledger, in one transaction. Readers go on reading the
+// old counters meanwhile; on PostgreSQL every refresh and fold waits until
+// it commits, and on SQLite every writer does (run it with the servers
+// stopped there: webhooks would wait past the busy timeout and be retried).
+func (s *Service) Rebuild(ctx context.Context) (RebuildReport, error) { return s.rebuild(ctx, false) }
+
+func (s *Service) rebuild(ctx context.Context, onlyIfUnbuilt bool) (RebuildReport, error) {
 	var rep RebuildReport
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		rep = RebuildReport{}
 		if s.db.Dialect == sqldb.Postgres {
-			if _, err := tx.ExecContext(ctx, `LOCK TABLE metric_sources IN EXCLUSIVE MODE`); err != nil {
+			// In the order the others take them — a refresh: sources, deltas,
+			// pending; a fold: pending, days — so no two wait in a cycle.
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE metric_sources, metric_deltas, metric_pending, metric_days IN EXCLUSIVE MODE`); err != nil {
 				return fmt.Errorf("lock figures: %w", err)
+			}
+		}
+		if onlyIfUnbuilt {
+			var built int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM metric_state WHERE name = 'built'`).Scan(&built); err != nil {
+				return fmt.Errorf("read figures state: %w", err)
+			}
+			if built > 0 {
+				return nil
 			}
 		}
 		for _, table := range []string{"metric_sources", "metric_deltas", "metric_days", "metric_pending"} {

@@ -12,6 +12,7 @@ import (
 // Service reads billing's history and ledger for the figures.
 type Service struct {
 	db *sqldb.DB
+	tx *sql.Tx // reads go here inside Consistent
 }
 
 // NewService builds the metrics service on the database.

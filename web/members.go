@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/csv"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -249,10 +250,14 @@ func (s *Server) staffMembersCSV(c *gin.Context) {
 	}
 }
 
+// plainNumber is a cell a spreadsheet reads as a number and nothing else,
+// such as a negative amount: left as it is.
+var plainNumber = regexp.MustCompile(`^-[0-9]+(\.[0-9]+)?$`)
+
 // safeCells escapes cells a spreadsheet would run as formulas.
 func safeCells(cells ...string) []string {
 	for i, v := range cells {
-		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) && !plainNumber.MatchString(v) {
 			cells[i] = "'" + v
 		}
 	}

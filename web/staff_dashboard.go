@@ -280,7 +280,7 @@ func (s *Server) fillDashboard(ctx context.Context, v *dashboardView, q dashboar
 		v.Spans = append(v.Spans, currencyLink{Code: strconv.Itoa(n), URL: dashboardQuery{Currency: cur, Months: n}.pageURL(), Current: n == q.Months})
 	}
 
-	var figures currencySummaryJSON
+	figures := currencySummaryJSON{Currency: cur}
 	for _, c := range sum.Currencies {
 		if c.Currency == cur {
 			figures = c
@@ -422,7 +422,7 @@ func mrrCharts(months []movementJSON, cur string, q dashboardQuery) (mrr, paying
 		Desc:  "Patrons paying in " + code + " at the end of each month" + span + ", ending at " + strconv.FormatInt(last(payingEnd), 10) + "."},
 		[]chartSeries{payingEnd}, false)}
 	churn = chartBlock{CSV: q.csvURL("mrr"), SVG: lineChart(chartSpec{ID: "chart-churn", Labels: labels,
-		Tick:  func(v int64) string { return strconv.FormatFloat(float64(v)/100, 'f', 0, 64) + "%" },
+		Tick:  func(v int64) string { return strconv.FormatFloat(float64(v)/100, 'f', -1, 64) + "%" },
 		Title: "Churn rate per month (" + code + ")",
 		Desc:  "Share of the patrons paying at the start of each month" + span + " who stopped in it, and share of the MRR lost to churn and contraction; a gap where no one paid at the month's start."},
 		[]chartSeries{patronRate, revenueRate})}

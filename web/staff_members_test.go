@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -272,5 +273,15 @@ func TestEraseMember(t *testing.T) {
 	}
 	if body := do(h, "GET", "/api/v1/staff/audit?subject_id="+id, "", nil, as...).Body.String(); !strings.Contains(body, "member.erase") {
 		t.Errorf("the erasure is not in the audit log: %s", body)
+	}
+}
+
+// A negative amount stays a number in a spreadsheet; anything else that
+// starts like a formula is defused.
+func TestSafeCellsKeepNegativeAmounts(t *testing.T) {
+	got := safeCells("-1500", "-12.50", "-1+1", "-cmd|' /C calc'!A0", "=SUM(A1)", "+1", "@x", "\tx", "1500", "Ada")
+	want := []string{"-1500", "-12.50", "'-1+1", "'-cmd|' /C calc'!A0", "'=SUM(A1)", "'+1", "'@x", "'\tx", "1500", "Ada"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("safeCells = %q, want %q", got, want)
 	}
 }

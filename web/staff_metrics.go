@@ -55,17 +55,26 @@ func (s *Server) staffMetricsSummary(c *gin.Context) {
 
 // summaryFigures is the summary at an instant, for the API and the
 // dashboard alike.
-func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON, error) {
+func (s *Server) summaryFigures(ctx context.Context, at time.Time) (sum summaryJSON, err error) {
+	err = s.revenue.Consistent(ctx, func(figures *metrics.Service) error {
+		sum, err = s.summaryFrom(ctx, figures, at)
+		return err
+	})
+	return sum, err
+}
+
+// summaryFrom reads the summary from one consistent view of the figures.
+func (s *Server) summaryFrom(ctx context.Context, figures *metrics.Service, at time.Time) (summaryJSON, error) {
 	from := at.Add(-30 * 24 * time.Hour)
-	revenue, err := s.revenue.RevenueBetween(ctx, from, at)
+	revenue, err := figures.RevenueBetween(ctx, from, at)
 	if err != nil {
 		return summaryJSON{}, err
 	}
-	snapshots, payingAny, err := s.revenue.Snapshot(ctx, at)
+	snapshots, payingAny, err := figures.Snapshot(ctx, at)
 	if err != nil {
 		return summaryJSON{}, err
 	}
-	currencies, err := s.revenue.Currencies(ctx)
+	currencies, err := figures.Currencies(ctx)
 	if err != nil {
 		return summaryJSON{}, err
 	}
@@ -79,14 +88,14 @@ func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON,
 		if r := revenue[cur]; r != nil {
 			j.NetRevenue30d, j.Donations30d = r.Net, r.Donations
 		}
-		ltv, ok, err := s.revenue.LTV(ctx, at, cur, j.ARPU)
+		ltv, ok, err := figures.LTV(ctx, at, cur, j.ARPU)
 		if err != nil {
 			return summaryJSON{}, err
 		}
 		if ok {
 			j.LTV = &ltv
 		}
-		churned, paying, err := s.revenue.ChurnBetween(ctx, from, at, cur)
+		churned, paying, err := figures.ChurnBetween(ctx, from, at, cur)
 		if err != nil {
 			return summaryJSON{}, err
 		}
@@ -99,7 +108,7 @@ func (s *Server) summaryFigures(ctx context.Context, at time.Time) (summaryJSON,
 	}
 	sum := summaryJSON{At: rfc3339(at), Currencies: out}
 	if s.reporting != "" {
-		rates, err := s.revenue.Rates(ctx, s.reporting)
+		rates, err := figures.Rates(ctx, s.reporting)
 		if err != nil {
 			return summaryJSON{}, err
 		}
@@ -148,7 +157,11 @@ func (s *Server) staffMetricsMRR(c *gin.Context) {
 
 // mrrMonths is a currency's MRR movements for the months from to to.
 func (s *Server) mrrMonths(ctx context.Context, from, to time.Time, currency string) ([]movementJSON, error) {
-	moves, err := s.revenue.Movements(ctx, from, to, currency)
+	var moves []metrics.Movement
+	err := s.revenue.Consistent(ctx, func(figures *metrics.Service) (err error) {
+		moves, err = figures.Movements(ctx, from, to, currency)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +331,11 @@ func (s *Server) staffMetricsTiers(c *gin.Context) {
 
 // tierFigures is the MRR at an instant by currency, tier and interval.
 func (s *Server) tierFigures(ctx context.Context, at time.Time) ([]tierFigureJSON, error) {
-	tiers, err := s.revenue.ByTier(ctx, at)
+	var tiers []metrics.TierFigure
+	err := s.revenue.Consistent(ctx, func(figures *metrics.Service) (err error) {
+		tiers, err = figures.ByTier(ctx, at)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

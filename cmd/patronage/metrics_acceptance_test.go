@@ -198,7 +198,7 @@ func figuresScenario(t *testing.T, mode string, env map[string]string) {
 		t.Fatalf("the scenario made %d subscription events, want a season's worth", n)
 	}
 
-	rows, revenue := recomputeFrom(t, events, w.memberOf())
+	rows, revenue, payments := recomputeFrom(t, events, w.memberOf())
 	const from, to = "2026-01", "2026-09"
 	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	last := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
@@ -309,10 +309,13 @@ func figuresScenario(t *testing.T, mode string, env map[string]string) {
 			Currencies []struct {
 				Currency       string
 				MRR, ARR, ARPU int64
-				Paying         int   `json:"paying_patrons"`
-				Trialing       int   `json:"trialing_patrons"`
-				PastDue        int   `json:"past_due_patrons"`
-				AtRisk         int64 `json:"at_risk_mrr"`
+				Paying         int      `json:"paying_patrons"`
+				Trialing       int      `json:"trialing_patrons"`
+				PastDue        int      `json:"past_due_patrons"`
+				AtRisk         int64    `json:"at_risk_mrr"`
+				Net30d         int64    `json:"net_revenue_30d"`
+				ChurnRate      *float64 `json:"churn_rate_30d"`
+				Churned30d     int      `json:"churned_patrons_30d"`
 			}
 		}
 		w.get("/api/v1/staff/metrics/summary?at="+url.QueryEscape(at.Format(time.RFC3339)), &summary)
@@ -326,6 +329,29 @@ func figuresScenario(t *testing.T, mode string, env map[string]string) {
 			}
 			if got != want || c.ARR != 12*want.MRR || c.ARPU != arpu {
 				t.Errorf("%s at %s:\n got %+v ARR %d ARPU %d\nwant %+v ARR %d ARPU %d", c.Currency, at.Format(time.RFC3339), got, c.ARR, c.ARPU, want, 12*want.MRR, arpu)
+			}
+			// The 30 days up to the instant: net revenue, and the patrons
+			// paying at their start who pay nothing at their end.
+			monthAgo := at.Add(-30 * 24 * time.Hour)
+			r := revenueIn(payments, monthAgo, at)[c.Currency]
+			before, after := metricstest.PatronTotals(rows, monthAgo, false, c.Currency), metricstest.PatronTotals(rows, at, false, c.Currency)
+			paying, churned := 0, 0
+			for p, m := range before {
+				if m > 0 {
+					paying++
+					if after[p] == 0 {
+						churned++
+					}
+				}
+			}
+			var rate *float64
+			if paying > 0 {
+				v := float64(churned) / float64(paying)
+				rate = &v
+			}
+			if c.Net30d != r[0]-r[1] || c.Churned30d != churned || fmt.Sprint(derefRate(c.ChurnRate)) != fmt.Sprint(derefRate(rate)) {
+				t.Errorf("%s, 30 days to %s: net %d, churned %d, rate %v; want %d, %d, %v", c.Currency, at.Format(time.RFC3339),
+					c.Net30d, c.Churned30d, derefRate(c.ChurnRate), r[0]-r[1], churned, derefRate(rate))
 			}
 			seen++
 		}
@@ -349,6 +375,13 @@ func figuresScenario(t *testing.T, mode string, env map[string]string) {
 			t.Errorf("tiers at %s:\n got %v\nwant %v", at.Format(time.RFC3339), got, want)
 		}
 	}
+}
+
+func derefRate(r *float64) any {
+	if r == nil {
+		return nil
+	}
+	return *r
 }
 
 // world drives the fake through the scenario: renewals fall due as its
@@ -489,41 +522,29 @@ func (w *world) deliverShuffled(events []map[string]any) {
 	wg.Wait()
 }
 
-// waitProcessed waits until the server has worked every one of events.
+// waitProcessed waits until the server has worked every event it
+// acknowledged (events were, or no delivery would have returned): none is
+// pending, and none failed.
 func (w *world) waitProcessed(events []map[string]any) {
 	w.t.Helper()
-	want := map[string]bool{}
-	for _, ev := range events {
-		want[ev["id"].(string)] = true
+	if len(events) == 0 {
+		return
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var list struct {
-			Events []struct{ ID, Status string }
+	type listed struct {
+		Events []struct {
+			ID, Type  string
+			LastError string `json:"last_error"`
 		}
-		done := 0
-		for _, status := range []string{"processed", "ignored"} {
-			w.get("/api/v1/staff/webhooks/events?limit=500&status="+status, &list)
-			for _, e := range list.Events {
-				if want[e.ID] {
-					done++
-				}
-			}
-		}
-		var failed struct {
-			Events []struct{ ID, Type, LastError string }
-		}
-		w.get("/api/v1/staff/webhooks/events?limit=500&status=failed", &failed)
-		for _, e := range failed.Events {
-			w.t.Fatalf("event %s (%s) failed: %s", e.ID, e.Type, e.LastError)
-		}
-		if done == len(want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("%d of %d events processed after 60 s", done, len(want))
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	waitUntil(w.t, 2*time.Minute, func() bool {
+		var pending listed
+		w.get("/api/v1/staff/webhooks/events?limit=1&status=pending", &pending)
+		return len(pending.Events) == 0
+	})
+	var failed listed
+	w.get("/api/v1/staff/webhooks/events?limit=10&status=failed", &failed)
+	for _, e := range failed.Events {
+		w.t.Fatalf("event %s (%s) failed: %s", e.ID, e.Type, e.LastError)
 	}
 }
 
@@ -548,12 +569,35 @@ func (w *world) get(path string, v any) {
 	}
 }
 
+// payment is money in (a paid invoice) or out (a refund) at an instant.
+type payment struct {
+	at       time.Time
+	currency string
+	paid     int64
+	refunded int64
+}
+
+// revenueIn is each currency's gross and refunds over (from, to].
+func revenueIn(payments []payment, from, to time.Time) map[string][2]int64 {
+	out := map[string][2]int64{}
+	for _, p := range payments {
+		if p.at.After(from) && !p.at.After(to) {
+			v := out[p.currency]
+			v[0] += p.paid
+			v[1] += p.refunded
+			out[p.currency] = v
+		}
+	}
+	return out
+}
+
 // recomputeFrom reads the events alone: each subscription event's object
 // is the subscription's state from the event's time on, and each paid
 // invoice and refunded charge is revenue on its date. revenue is, by
 // "currency YYYY-MM", gross and refunds.
-func recomputeFrom(t *testing.T, events []map[string]any, memberOf map[string]string) ([]metricstest.Row, map[string][2]int64) {
+func recomputeFrom(t *testing.T, events []map[string]any, memberOf map[string]string) ([]metricstest.Row, map[string][2]int64, []payment) {
 	var rows []metricstest.Row
+	var payments []payment
 	revenue := map[string][2]int64{}
 	refunded := map[string]int64{} // by charge: what earlier events refunded
 	for i, ev := range events {
@@ -587,6 +631,7 @@ func recomputeFrom(t *testing.T, events []map[string]any, memberOf map[string]st
 			v := revenue[k]
 			v[0] += obj["amount_paid"].(int64)
 			revenue[k] = v
+			payments = append(payments, payment{at: paid, currency: obj["currency"].(string), paid: obj["amount_paid"].(int64)})
 		case typ == "charge.refunded":
 			id := obj["id"].(string)
 			step := obj["amount_refunded"].(int64) - refunded[id]
@@ -595,10 +640,11 @@ func recomputeFrom(t *testing.T, events []map[string]any, memberOf map[string]st
 			v := revenue[k]
 			v[1] += step
 			revenue[k] = v
+			payments = append(payments, payment{at: at, currency: obj["currency"].(string), refunded: step})
 		}
 	}
 	if len(rows) == 0 {
 		t.Fatal("no subscription events")
 	}
-	return rows, revenue
+	return rows, revenue, payments
 }

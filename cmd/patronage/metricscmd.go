@@ -12,8 +12,10 @@ import (
 const metricsUsage = `Usage:
   patronage metrics rebuild
       Throw the staff figures' counters away and compute them again from the
-      subscription history and the payment ledger (docs/metrics.md). Servers
-      keep running: their refreshes wait until the rebuild commits.
+      subscription history and the payment ledger (docs/metrics.md). On
+      PostgreSQL servers keep running (their writes of figures wait until the
+      rebuild commits); on the embedded SQLite stop the server first, as the
+      rebuild holds the database's write lock throughout.
 `
 
 func runMetrics(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {

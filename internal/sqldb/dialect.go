@@ -34,6 +34,8 @@ var sqliteTypes = []struct {
 	{regexp.MustCompile(`(?i)\bTIMESTAMPTZ\b`), "TIMESTAMP"},
 	{regexp.MustCompile(`(?i)\bJSONB\b`), "TEXT"},
 	{regexp.MustCompile(`(?i)\bBYTEA\b`), "BLOB"},
+	// SQLite compares text as bytes already, and knows no collation "C".
+	{regexp.MustCompile(`(?i)\s+COLLATE "C"`), ""},
 	// Storage tuning is PostgreSQL's alone.
 	{regexp.MustCompile(`(?im)^\s*ALTER TABLE \S+ ALTER COLUMN \S+ SET STORAGE \w+;\s*$`), ""},
 }

@@ -104,7 +104,7 @@ func PatronTotals(rows []Row, t time.Time, before bool, currency string) map[str
 
 // Snapshot is a currency's figures at an instant.
 type Snapshot struct {
-	MRR, AtRiskMRR           int64
+	MRR, AtRiskMRR            int64
 	Paying, PastDue, Trialing int
 }
 

@@ -4,8 +4,13 @@
 -- counters at instants; a counter's value at t is the sum of what was
 -- contributed at or before t.
 --
+-- Counter names are compared as bytes (COLLATE "C"): readers ask for a
+-- family of counters as the range ['s|', 's}'), which a linguistic
+-- collation would order differently. SQLite compares bytes already.
+--
 -- metric_sources: one row per source, locked while its contributions are
--- replaced.
+-- replaced (and one per charge or payment intent, "lock:…", taken before
+-- the refunds that hang on it are looked up).
 CREATE TABLE metric_sources (
 	source       TEXT PRIMARY KEY,
 	refreshed_at TIMESTAMPTZ NOT NULL
@@ -15,7 +20,7 @@ CREATE TABLE metric_sources (
 -- since 1970 of at).
 CREATE TABLE metric_deltas (
 	source TEXT NOT NULL,
-	key    TEXT NOT NULL,
+	key    TEXT COLLATE "C" NOT NULL,
 	at     TIMESTAMPTZ NOT NULL,
 	day    INTEGER NOT NULL,
 	delta  BIGINT NOT NULL,
@@ -29,14 +34,14 @@ CREATE INDEX metric_deltas_key_at ON metric_deltas (key, at, source, delta);
 -- (month = year × 12 + month − 1). metric_pending holds changes not yet
 -- folded into it; readers add both.
 CREATE TABLE metric_days (
-	key   TEXT NOT NULL,
+	key   TEXT COLLATE "C" NOT NULL,
 	day   INTEGER NOT NULL,
 	month INTEGER NOT NULL,
 	delta BIGINT NOT NULL,
 	PRIMARY KEY (key, day)
 );
 CREATE TABLE metric_pending (
-	key   TEXT NOT NULL,
+	key   TEXT COLLATE "C" NOT NULL,
 	day   INTEGER NOT NULL,
 	month INTEGER NOT NULL,
 	delta BIGINT NOT NULL
@@ -54,6 +59,10 @@ CREATE TABLE metric_state (
 CREATE INDEX subscription_history_member_idx ON subscription_history (member_id);
 CREATE INDEX invoices_charge_idx ON invoices (charge_id);
 CREATE INDEX donations_payment_intent_idx ON donations (payment_intent_id);
+
+-- The dashboard's at-risk list: the few members with a past-due
+-- subscription, without walking every member.
+CREATE INDEX subscriptions_past_due_idx ON subscriptions (member_id) WHERE status = 'past_due';
 
 -- A database with no billing data yet has nothing to compute.
 INSERT INTO metric_state (name, value)
