@@ -272,7 +272,7 @@ func lockSources(ctx context.Context, tx *sql.Tx, names []string) error {
 // insertDeltas stores a source's contributions.
 func insertDeltas(ctx context.Context, tx *sql.Tx, source string, c map[point]int64) error {
 	points := slices.SortedFunc(maps.Keys(c), comparePoints)
-	const per = 200
+	const per = 1000
 	for len(points) > 0 {
 		n := min(per, len(points))
 		var b strings.Builder
@@ -329,7 +329,7 @@ func insertDays(ctx context.Context, tx *sql.Tx, table string, days map[dayKey]d
 	keys := slices.SortedFunc(maps.Keys(days), func(a, b dayKey) int {
 		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.day, b.day))
 	})
-	const per = 200
+	const per = 1000
 	for len(keys) > 0 {
 		n := min(per, len(keys))
 		var b strings.Builder
