@@ -132,7 +132,7 @@ func (s *Service) recordDonation(ctx context.Context, tx *sql.Tx, ev Event, cs c
 	if err != nil {
 		return fmt.Errorf("record donation: %w", err)
 	}
-	return metrics.RefreshLedger(ctx, tx, nil, nil, []string{cs.ID})
+	return metrics.RefreshLedger(ctx, tx, s.db.Dialect, nil, nil, []string{cs.ID})
 }
 
 // onInvoice records an invoice in the ledger and notes failed payments, for
@@ -229,7 +229,7 @@ func (s *Service) upsertInvoice(ctx context.Context, tx *sql.Tx, inv invoiceStat
 	if err != nil {
 		return fmt.Errorf("update invoice: %w", err)
 	}
-	return metrics.RefreshLedger(ctx, tx, []string{inv.ID}, nil, nil)
+	return metrics.RefreshLedger(ctx, tx, s.db.Dialect, []string{inv.ID}, nil, nil)
 }
 
 // onChargeRefunded records a charge's refunds: each refund by its Stripe id
@@ -283,7 +283,7 @@ func (s *Service) onChargeRefunded(ctx context.Context, ev Event) (effects, erro
 		} else if err := s.deriveRefunds(ctx, tx, ch, ev); err != nil {
 			return err
 		}
-		return metrics.RefreshLedger(ctx, tx, nil, []string{ch.ID}, nil)
+		return metrics.RefreshLedger(ctx, tx, s.db.Dialect, nil, []string{ch.ID}, nil)
 	})
 	return fx, err
 }
@@ -369,7 +369,7 @@ func (s *Service) upsertCharge(ctx context.Context, tx *sql.Tx, ch chargeState) 
 	if err != nil {
 		return fmt.Errorf("record charge: %w", err)
 	}
-	return metrics.RefreshLedger(ctx, tx, nil, []string{ch.ID}, nil)
+	return metrics.RefreshLedger(ctx, tx, s.db.Dialect, nil, []string{ch.ID}, nil)
 }
 
 // disputeRank: a closed dispute's outcome is final.

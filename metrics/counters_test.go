@@ -287,7 +287,7 @@ func TestRevenueCountersWhateverTheOrder(t *testing.T) {
 					if _, err := tx.ExecContext(ctx, w.query, w.args...); err != nil {
 						t.Fatal(err)
 					}
-					if err := RefreshLedger(ctx, tx, w.invoices, w.charges, w.donations); err != nil {
+					if err := RefreshLedger(ctx, tx, db.Dialect, w.invoices, w.charges, w.donations); err != nil {
 						t.Fatal(err)
 					}
 				})

@@ -188,7 +188,7 @@ func ledgerContributions(ctx context.Context, q sqldb.Queryer, prefix, query str
 // payment intent), so the charges and payment intents involved are locked
 // first, and the refunds looked up after: of two transactions linking and
 // refunding the same charge, the second sees the first's rows.
-func RefreshLedger(ctx context.Context, tx *sql.Tx, invoices, charges, donations []string) error {
+func RefreshLedger(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, invoices, charges, donations []string) error {
 	var locks []string
 	gather := func(prefix, query string, ids []string) error {
 		if len(ids) == 0 {
@@ -201,23 +201,23 @@ func RefreshLedger(ctx context.Context, tx *sql.Tx, invoices, charges, donations
 		return err
 	}
 	for _, id := range charges {
-		locks = append(locks, "lock:charge:"+id)
+		locks = append(locks, "charge:"+id)
 	}
 	for _, step := range []struct {
 		prefix, query string
 		ids           []string
 	}{
-		{"lock:pi:", `SELECT payment_intent_id FROM charges WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, charges},
-		{"lock:charge:", `SELECT charge_id FROM invoices WHERE id IN (%s) AND charge_id IS NOT NULL`, invoices},
-		{"lock:charge:", `SELECT id FROM charges WHERE invoice_id IN (%s)`, invoices},
-		{"lock:pi:", `SELECT payment_intent_id FROM donations WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, donations},
+		{"pi:", `SELECT payment_intent_id FROM charges WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, charges},
+		{"charge:", `SELECT charge_id FROM invoices WHERE id IN (%s) AND charge_id IS NOT NULL`, invoices},
+		{"charge:", `SELECT id FROM charges WHERE invoice_id IN (%s)`, invoices},
+		{"pi:", `SELECT payment_intent_id FROM donations WHERE id IN (%s) AND payment_intent_id IS NOT NULL`, donations},
 	} {
 		if err := gather(step.prefix, step.query, step.ids); err != nil {
 			return fmt.Errorf("find what a payment touches: %w", err)
 		}
 	}
-	if err := lockSources(ctx, tx, locks); err != nil {
-		return err
+	if err := d.LockKeys(ctx, tx, locks); err != nil {
+		return fmt.Errorf("lock payments: %w", err)
 	}
 
 	var sources []string

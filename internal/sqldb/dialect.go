@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,6 +61,23 @@ func (d Dialect) lockMigrations(ctx context.Context, tx *sql.Tx) error {
 	// An arbitrary constant shared by every Patronage process.
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7268326651)`)
 	return err
+}
+
+// LockKeys holds a lock on each name until the transaction ends, in
+// sorted order, for work that must not interleave but has no row of its
+// own to lock. On PostgreSQL they are transaction advisory locks on a
+// 64-bit hash of the name (two names sharing a hash only wait for each
+// other); SQLite needs nothing, its transactions holding the write lock.
+func (d Dialect) LockKeys(ctx context.Context, tx *sql.Tx, names []string) error {
+	if d != Postgres {
+		return nil
+	}
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7268326651))`, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readTimesInUTC makes pgx return timestamptz values in UTC, as the SQLite

@@ -9,8 +9,7 @@
 -- collation would order differently. SQLite compares bytes already.
 --
 -- metric_sources: one row per source, locked while its contributions are
--- replaced (and one per charge or payment intent, "lock:…", taken before
--- the refunds that hang on it are looked up).
+-- replaced.
 CREATE TABLE metric_sources (
 	source       TEXT PRIMARY KEY,
 	refreshed_at TIMESTAMPTZ NOT NULL
