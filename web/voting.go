@@ -146,6 +146,10 @@ func (s *Server) castVote(c *gin.Context) {
 	if !ok {
 		return
 	}
+	m, ok := s.votingMember(c) // who is asking, before what they ask
+	if !ok {
+		return
+	}
 	var req castRequest
 	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
@@ -153,10 +157,6 @@ func (s *Server) castVote(c *gin.Context) {
 	}
 	if req.TopicID == "" {
 		s.fail(c, errs.InvalidFields(map[string]string{"topic_id": "is required"}))
-		return
-	}
-	m, ok := s.votingMember(c)
-	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
@@ -379,13 +379,13 @@ func (s *Server) suggestTopic(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var req topicRequest
-	if err := s.decodeJSON(c, &req); err != nil {
+	m, err := s.currentMember(c) // who is asking, before what they ask
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	m, err := s.currentMember(c)
-	if err != nil {
+	var req topicRequest
+	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
