@@ -92,6 +92,12 @@ seed)
   psql -X -q -d "$DB" -c 'VACUUM ANALYZE'
   "${server_env[@]}" "$BIN" admin create --email bench-admin@example.org | grep -o 'pat_[A-Za-z0-9_-]*' | head -1 >"$STATE/token"
   [[ -s $STATE/token ]] || { echo "metrics.sh: no admin token" >&2; exit 1; }
+  # A session for the admin, as members.StartSession writes one, so the
+  # dashboard page (cookie only) can be measured: cookie patronage_session=benchm-admin.
+  admin=$(psql -X -At -d "$DB" -c "SELECT id FROM members WHERE email = 'bench-admin@example.org'")
+  key="${PREFIX}session:$(printf %s benchm-admin | sha256sum | cut -d' ' -f1)"
+  redis-cli hset "$key" m "$admin" c "$(date +%s%3N)" >/dev/null
+  redis-cli pexpire "$key" $((30 * 24 * 3600 * 1000)) >/dev/null
   psql -X -At -d "$DB" -c "SELECT pg_size_pretty(pg_database_size('$DB'))" | sed 's/^/database size: /'
   ;;
 start) start ;;
@@ -107,6 +113,9 @@ measure)
     (cd "$here/.." && wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/report.lua -H "Authorization: Bearer $token" \
       "http://$ADDR/api/v1/staff/$path") | grep -E '^(rps|p50|p95|p99 |max|socket)'
   done
+  echo "== GET /staff (the dashboard page, 12 months; c$c, ${secs}s)"
+  (cd "$here/.." && wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/report.lua -H "Cookie: patronage_session=benchm-admin" \
+    "http://$ADDR/staff") | grep -E '^(rps|p50|p95|p99 |max|socket)'
   for _ in 1 2 3; do
     curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' -H "Authorization: Bearer $token" "http://$ADDR/api/v1/staff/members.csv" |
       awk -v n="$(psql -X -At -d "$DB" -c 'SELECT count(*) FROM members')" '{printf "members.csv: %s, %d rows, %.1f MB in %.2f s: %.0f rows/s\n", $1, n, $2/1e6, $3, n/$3}'

@@ -80,6 +80,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write this program's CPU profile here")
 	warmup := flag.Duration("warmup", 0, "leave requests due in this first stretch out of the figures (connections being opened, statements prepared)")
 	every := flag.Duration("every", 0, "also print acked/s and p99 for each interval of this length (to stderr)")
+	money := flag.Bool("money", false, "each event of a subscription changes its quantity (1, 2, 1, …), so every event rewrites its history and its patron's staff figures")
 	flag.Parse()
 	if *dur == 0 && *total == 0 {
 		fmt.Fprintln(os.Stderr, "webhookload: give -d or -n")
@@ -143,7 +144,7 @@ func main() {
 				}
 				now := time.Now().Unix()
 				buf.Reset()
-				writeEvent(&buf, *run, n, *subs, *typ, now)
+				writeEvent(&buf, *run, n, *subs, *typ, now, *money)
 				body := buf.Bytes()
 				mac.Reset()
 				ts := strconv.FormatInt(now, 10)
@@ -226,7 +227,7 @@ func main() {
 
 // writeEvent appends event n as JSON: a subscription object in the shape
 // Stripe renders at 2023-10-16, with the fields Stripe sends (most null).
-func writeEvent(b *bytes.Buffer, run string, n int64, subs int, typ string, now int64) {
+func writeEvent(b *bytes.Buffer, run string, n int64, subs int, typ string, now int64, money bool) {
 	k := int((n - 1) % int64(subs))
 	round := (n - 1) / int64(subs) // how many events this subscription had before
 	t := tiers[k%len(tiers)]
@@ -249,6 +250,10 @@ func writeEvent(b *bytes.Buffer, run string, n int64, subs int, typ string, now 
 		periodEnd = time.Unix(startAt, 0).UTC().AddDate(1, 0, 0).Unix()
 	}
 	cancel := round%2 == 0 // the first event for a subscription sets it
+	quantity := 1
+	if money && round%2 == 1 {
+		quantity = 2
+	}
 	canceledAt, reason, prevCancel, prevCanceledAt, prevReason := "null", "null", "true", strconv.FormatInt(now-60, 10), `"cancellation_requested"`
 	if cancel {
 		canceledAt, reason = strconv.FormatInt(now, 10), `"cancellation_requested"`
@@ -259,10 +264,10 @@ func writeEvent(b *bytes.Buffer, run string, n int64, subs int, typ string, now 
 	fmt.Fprintf(b, `{"id":"evt_%s_%d","object":"event","api_version":"2023-10-16","created":%d,"data":{"object":{`, run, n, now)
 	fmt.Fprintf(b, `"id":"%s","object":"subscription","application":null,"application_fee_percent":null,"automatic_tax":{"enabled":false},"billing_cycle_anchor":%d,"billing_thresholds":null,"cancel_at":%s,"cancel_at_period_end":%t,"canceled_at":%s,"cancellation_details":{"comment":null,"feedback":null,"reason":%s},"collection_method":"charge_automatically","created":%d,"currency":"%s","current_period_end":%d,"current_period_start":%d,"customer":"%s","days_until_due":null,"default_payment_method":"pm_bench_%05d","default_source":null,"default_tax_rates":[],"description":null,"discount":null,"ended_at":null,`,
 		sub, startAt, map[bool]string{true: strconv.FormatInt(periodEnd, 10), false: "null"}[cancel], cancel, canceledAt, reason, startAt, t.currency, periodEnd, startAt, cus, k)
-	fmt.Fprintf(b, `"items":{"object":"list","data":[{"id":"%s","object":"subscription_item","billing_thresholds":null,"created":%d,"metadata":{},"plan":%s,"price":{"id":"%s","object":"price","active":true,"billing_scheme":"per_unit","created":1698796800,"currency":"%s","custom_unit_amount":null,"livemode":false,"lookup_key":"patronage_%s_%s_%s","metadata":{"patronage_tier":"%s"},"nickname":null,"product":"%s","recurring":{"aggregate_usage":null,"interval":"%s","interval_count":1,"trial_period_days":null,"usage_type":"licensed"},"tax_behavior":"unspecified","tiers_mode":null,"transform_quantity":null,"type":"recurring","unit_amount":%d,"unit_amount_decimal":"%d"},"quantity":1,"subscription":"%s","tax_rates":[]}],"has_more":false,"total_count":1,"url":"/v1/subscription_items?subscription=%s"},`,
-		si, startAt+1, plan, price, t.currency, t.slug, interval, t.currency, t.slug, product, interval, amount, amount, sub, sub)
-	fmt.Fprintf(b, `"latest_invoice":"in_bench_%05d","livemode":false,"metadata":{"member_id":"%s"},"next_pending_invoice_item_invoice":null,"on_behalf_of":null,"pause_collection":null,"payment_settings":{"payment_method_options":null,"payment_method_types":null,"save_default_payment_method":"off"},"pending_invoice_item_interval":null,"pending_setup_intent":null,"pending_update":null,"plan":%s,"quantity":1,"schedule":null,"start_date":%d,"status":"active","test_clock":null,"transfer_data":null,"trial_end":null,"trial_settings":{"end_behavior":{"missing_payment_method":"create_invoice"}},"trial_start":null},`,
-		k, mem, plan, startAt)
+	fmt.Fprintf(b, `"items":{"object":"list","data":[{"id":"%s","object":"subscription_item","billing_thresholds":null,"created":%d,"metadata":{},"plan":%s,"price":{"id":"%s","object":"price","active":true,"billing_scheme":"per_unit","created":1698796800,"currency":"%s","custom_unit_amount":null,"livemode":false,"lookup_key":"patronage_%s_%s_%s","metadata":{"patronage_tier":"%s"},"nickname":null,"product":"%s","recurring":{"aggregate_usage":null,"interval":"%s","interval_count":1,"trial_period_days":null,"usage_type":"licensed"},"tax_behavior":"unspecified","tiers_mode":null,"transform_quantity":null,"type":"recurring","unit_amount":%d,"unit_amount_decimal":"%d"},"quantity":%d,"subscription":"%s","tax_rates":[]}],"has_more":false,"total_count":1,"url":"/v1/subscription_items?subscription=%s"},`,
+		si, startAt+1, plan, price, t.currency, t.slug, interval, t.currency, t.slug, product, interval, amount, amount, quantity, sub, sub)
+	fmt.Fprintf(b, `"latest_invoice":"in_bench_%05d","livemode":false,"metadata":{"member_id":"%s"},"next_pending_invoice_item_invoice":null,"on_behalf_of":null,"pause_collection":null,"payment_settings":{"payment_method_options":null,"payment_method_types":null,"save_default_payment_method":"off"},"pending_invoice_item_interval":null,"pending_setup_intent":null,"pending_update":null,"plan":%s,"quantity":%d,"schedule":null,"start_date":%d,"status":"active","test_clock":null,"transfer_data":null,"trial_end":null,"trial_settings":{"end_behavior":{"missing_payment_method":"create_invoice"}},"trial_start":null},`,
+		k, mem, plan, quantity, startAt)
 	fmt.Fprintf(b, `"previous_attributes":{"cancel_at":%s,"cancel_at_period_end":%s,"canceled_at":%s,"cancellation_details":{"reason":%s}}},"livemode":false,"pending_webhooks":1,"request":{"id":"req_bench_%s_%d","idempotency_key":"%s-%d"},"type":"%s"}`,
 		map[bool]string{true: "null", false: strconv.FormatInt(periodEnd, 10)}[cancel], prevCancel, prevCanceledAt, prevReason, run, n, run, n, typ)
 }

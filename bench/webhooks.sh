@@ -9,6 +9,7 @@
 #   bench/webhooks.sh stop            SIGTERM our server (pid in $STATE/server.pid) and wait for it to exit
 #   bench/webhooks.sh status          SELECT status, count(*) FROM stripe_events GROUP BY 1 (+ last errors)
 #   bench/webhooks.sh backlog [N]     fresh database, server with WEBHOOK_WORKERS=1 (it processes few of them meanwhile),
+#                                     ($LOAD_ARGS are added to the load's flags, e.g. LOAD_ARGS=-money)
 #                                     N (20000) events posted by $LOAD at 16 connections, server stopped:
 #                                     N events (less the few processed) pending, for `start` + `drain`
 #   bench/webhooks.sh drain [SECS]    print progress every SECS (5) until nothing is pending, then `rate`
@@ -91,7 +92,7 @@ start) start "$@" ;;
 backlog)
   n=${1:-20000}
   "$0" fresh WEBHOOK_WORKERS=1
-  "$LOAD" -c 16 -n "$n" -d 0 -subs "$SUBS" | grep -E 'acked|errors|first error'
+  "$LOAD" -c 16 -n "$n" -d 0 -subs "$SUBS" ${LOAD_ARGS:-} | grep -E 'acked|errors|first error'
   stop
   "$0" status
   ;;

@@ -256,7 +256,7 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 
 	routes := ts.engine.Routes()
 	seen := map[string]bool{}
-	checked := 0
+	checked, pages := 0, 0
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
 		seen[key] = true
@@ -284,6 +284,10 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 			}
 			rec := do(h, r.Method, path, "application/json", strings.NewReader(body), who.headers()...)
 			checked++
+			if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+				pages++
+				wantPageHeaders(t, key+" as "+who.name, rec.Header())
+			}
 			want := expected(class, who.name)
 			got := rec.Code
 			switch {
@@ -309,5 +313,23 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 	if len(stale) > 0 {
 		t.Errorf("the access matrix lists routes the server does not have: %v", stale)
 	}
-	t.Log(fmt.Sprintf("%d routes × %d kinds of caller: %d requests checked", len(routes), len(callers), checked))
+	if pages == 0 {
+		t.Error("no HTML page among the answers: the headers of pages went unchecked")
+	}
+	t.Log(fmt.Sprintf("%d routes × %d kinds of caller: %d requests checked, %d of them pages", len(routes), len(callers), checked, pages))
+}
+
+// wantPageHeaders checks what every HTML page must carry: a
+// Content-Security-Policy allowing no inline script or style and no
+// framing, no MIME sniffing, and a referrer policy.
+func wantPageHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	csp := h.Get("Content-Security-Policy")
+	if csp == "" || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+		!strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("%s: Content-Security-Policy %q", what, csp)
+	}
+	if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") == "" {
+		t.Errorf("%s: X-Content-Type-Options %q, Referrer-Policy %q", what, h.Get("X-Content-Type-Options"), h.Get("Referrer-Policy"))
+	}
 }
