@@ -54,12 +54,17 @@ func (s *Service) ListMembers(ctx context.Context, f MemberFilter) ([]MemberRow,
 		p := arg(like)
 		where = append(where, "(LOWER(m.email) LIKE "+p+" ESCAPE '\\' OR LOWER(COALESCE(m.name, '')) LIKE "+p+" ESCAPE '\\')")
 	}
+	join := "a.member_id = m.id"
 	if f.After != "" {
-		where = append(where, "m.id > "+arg(f.After))
+		p := arg(f.After)
+		where = append(where, "m.id > "+p)
+		// Said of both sides, so a merge join starts both at the page
+		// instead of walking member_access from its first row.
+		join += " AND a.member_id > " + p
 	}
 	query := `SELECT m.id, m.email, COALESCE(m.name, ''), m.role, COALESCE(m.stripe_customer_id, ''), m.created_at,
 		COALESCE(a.active, FALSE), COALESCE(a.source, ''), COALESCE(a.tier_slug, ''), a.until_at
-		FROM members m LEFT JOIN member_access a ON a.member_id = m.id`
+		FROM members m LEFT JOIN member_access a ON ` + join
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -224,8 +224,12 @@ func (s *Server) staffMembersCSV(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
+	rc := http.NewResponseController(c.Writer)
 	_ = w.Write([]string{"id", "email", "name", "role", "created_at", "access", "access_source", "tier", "access_until"})
 	for {
+		// However long the whole file takes, each page has its own time to
+		// reach the client (a reader that stops reading is cut off).
+		_ = rc.SetWriteDeadline(time.Now().Add(exportPageTimeout))
 		for _, r := range rows {
 			access, until := "inactive", ""
 			if r.Access.Active {
@@ -243,12 +247,18 @@ func (s *Server) staffMembersCSV(c *gin.Context) {
 		}
 		f.After = rows[len(rows)-1].Member.ID
 		if rows, err = s.billing.ListMembers(ctx, f); err != nil {
-			// Headers are gone: end the file short, and say so in the log.
+			// Headers are gone: say so in the log and drop the connection,
+			// so the client sees a broken transfer, not a short file that
+			// looks whole.
 			s.logger.ErrorContext(ctx, "members export cut short", "request_id", requestID(c), "err", err)
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 }
+
+// exportPageTimeout is how long a page of an export may take to reach the
+// client; the whole export may take longer than the server's write timeout.
+const exportPageTimeout = 30 * time.Second
 
 // plainNumber is a cell a spreadsheet reads as a number and nothing else,
 // such as a negative amount: left as it is.
