@@ -377,7 +377,7 @@ func TestSignInPageFormsWorkWithoutJavaScript(t *testing.T) {
 	}
 }
 
-func staffSetup(t *testing.T, ts testServer, role members.Role) (token string, m members.Member) {
+func staffSetup(t testing.TB, ts testServer, role members.Role) (token string, m members.Member) {
 	t.Helper()
 	ctx := context.Background()
 	m, _, err := ts.members.EnsureStaff(ctx, members.CommandLine, string(role)+"@newsroom.example", "", role)

@@ -45,14 +45,14 @@ type testServer struct {
 	billing *billing.Service
 }
 
-func newFullTestServer(t *testing.T, mutate ...func(*Deps)) testServer {
+func newFullTestServer(t testing.TB, mutate ...func(*Deps)) testServer {
 	t.Helper()
 	return newStripeTestServer(t, nil, mutate...)
 }
 
 // newStripeTestServer is a test server whose billing talks to sc (nil: no
 // Stripe key configured).
-func newStripeTestServer(t *testing.T, sc *client.API, mutate ...func(*Deps)) testServer {
+func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) testServer {
 	t.Helper()
 	// Sessions, tokens and rate limits over HTTP on the real Redis when the
 	// test command provides one (it always does in CI).

@@ -23,7 +23,7 @@ func signedEvent(id, apiVersion string, at time.Time, secret string) (string, st
 	return body, fmt.Sprintf("t=%d,v1=%s", at.Unix(), hex.EncodeToString(sig))
 }
 
-func countRows(t *testing.T, ts testServer, table string) int {
+func countRows(t testing.TB, ts testServer, table string) int {
 	t.Helper()
 	var n int
 	if err := ts.db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
