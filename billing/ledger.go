@@ -369,7 +369,7 @@ func (s *Service) upsertCharge(ctx context.Context, tx *sql.Tx, ch chargeState) 
 	if err != nil {
 		return fmt.Errorf("record charge: %w", err)
 	}
-	return metrics.RefreshLedger(ctx, tx, s.db.Dialect, nil, []string{ch.ID}, nil)
+	return nil
 }
 
 // disputeRank: a closed dispute's outcome is final.

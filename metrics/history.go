@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"maps"
 	"math/big"
 	"slices"
@@ -291,20 +292,16 @@ func (h *History) ByTier(t time.Time) []TierFigure {
 	for _, f := range figures {
 		out = append(out, *f)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Currency != b.Currency {
-			return a.Currency < b.Currency
-		}
-		if a.Tier != b.Tier {
-			return a.Tier < b.Tier
-		}
-		if a.Interval != b.Interval {
-			return a.Interval < b.Interval
-		}
-		return a.IntervalCount < b.IntervalCount
-	})
+	sortTiers(out)
 	return out
+}
+
+// sortTiers orders tier figures by currency, tier, interval and count.
+func sortTiers(out []TierFigure) {
+	slices.SortFunc(out, func(a, b TierFigure) int {
+		return cmp.Or(cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Interval, b.Interval),
+			cmp.Compare(a.IntervalCount, b.IntervalCount))
+	})
 }
 
 // Cohort is the patrons whose MRR in a currency first exceeded 0 in one

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -300,19 +299,7 @@ func (s *Service) ByTier(ctx context.Context, t time.Time) ([]TierFigure, error)
 			out = append(out, *f)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Currency != b.Currency {
-			return a.Currency < b.Currency
-		}
-		if a.Tier != b.Tier {
-			return a.Tier < b.Tier
-		}
-		if a.Interval != b.Interval {
-			return a.Interval < b.Interval
-		}
-		return a.IntervalCount < b.IntervalCount
-	})
+	sortTiers(out)
 	return out, nil
 }
 

@@ -74,6 +74,16 @@ func openAdmin(ctx context.Context, getenv func(string) string) (config.Config, 
 	return cfg, db, logger, err
 }
 
+// serverRedis opens the Redis the server uses: REDIS_URL's, or the
+// in-process one of a server running on DATA_DIR (redisx.ErrNoSharedRedis
+// when none runs there).
+func serverRedis(ctx context.Context, cfg config.Config, logger *slog.Logger) (*redisx.Redis, error) {
+	if cfg.RedisURL != "" {
+		return redisx.Open(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, logger)
+	}
+	return redisx.AttachShared(ctx, cfg.DataDir, cfg.RedisKeyPrefix)
+}
+
 func adminCreate(ctx context.Context, getenv func(string) string, stdout io.Writer, email, name string, role members.Role) error {
 	cfg, db, logger, err := openAdmin(ctx, getenv)
 	if err != nil {
@@ -83,12 +93,7 @@ func adminCreate(ctx context.Context, getenv func(string) string, stdout io.Writ
 
 	// The sign-in token must land in the Redis the server reads: the
 	// configured one, or the in-process one of a server running on DATA_DIR.
-	var rdb *redisx.Redis
-	if cfg.RedisURL != "" {
-		rdb, err = redisx.Open(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, logger)
-	} else {
-		rdb, err = redisx.AttachShared(ctx, cfg.DataDir, cfg.RedisKeyPrefix)
-	}
+	rdb, err := serverRedis(ctx, cfg, logger)
 	if err != nil && !errors.Is(err, redisx.ErrNoSharedRedis) {
 		return err
 	}

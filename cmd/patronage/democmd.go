@@ -66,10 +66,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	// Ballots of the open round update its live tally: in the configured
 	// Redis, in that of a server running on DATA_DIR, or else in one of our
 	// own, whose tallies the next server rebuilds from the ballots.
-	var rdb *redisx.Redis
-	if cfg.RedisURL != "" {
-		rdb, err = redisx.Open(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, logger)
-	} else if rdb, err = redisx.AttachShared(ctx, cfg.DataDir, cfg.RedisKeyPrefix); errors.Is(err, redisx.ErrNoSharedRedis) {
+	rdb, err := serverRedis(ctx, cfg, logger)
+	if errors.Is(err, redisx.ErrNoSharedRedis) {
 		rdb, err = redisx.Open(ctx, "", cfg.RedisKeyPrefix, logger)
 	}
 	if err != nil {

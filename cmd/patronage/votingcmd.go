@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/voting"
 )
 
@@ -46,12 +45,7 @@ func runVoting(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer db.Close()
-	var rdb *redisx.Redis
-	if cfg.RedisURL != "" {
-		rdb, err = redisx.Open(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, logger)
-	} else {
-		rdb, err = redisx.AttachShared(ctx, cfg.DataDir, cfg.RedisKeyPrefix)
-	}
+	rdb, err := serverRedis(ctx, cfg, logger)
 	if err != nil {
 		return fmt.Errorf("voting %s needs the Redis the server uses: %w", sub, err)
 	}
