@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/patronage/patronage/members"
@@ -287,25 +286,27 @@ func TestTwoClicksOnOneLinkMakeOneSession(t *testing.T) {
 	h := ts.Handler()
 	postJSON(h, "/api/v1/members", `{"email":"reader@example.org"}`)
 	link := signInLink(t, ts)
-	var wg sync.WaitGroup
-	codes := make(chan int, 8)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes <- visit(h, link).Code
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	signedIn := 0
-	for c := range codes {
-		if c == http.StatusSeeOther {
-			signedIn++
+	const clicks = 20
+	recs := burst(clicks, func(int) *httptest.ResponseRecorder { return visit(h, link) })
+	var sessions []*http.Cookie
+	for _, rec := range recs {
+		switch {
+		case rec.Code == http.StatusSeeOther:
+			sessions = append(sessions, sessionCookie(t, rec))
+		case rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "This link no longer works"):
+			t.Errorf("a losing click = %d, want 400 \"This link no longer works\"", rec.Code)
+		case len(rec.Result().Cookies()) != 0:
+			t.Errorf("a losing click set cookies %v", rec.Result().Cookies())
 		}
 	}
-	if signedIn != 1 {
-		t.Errorf("8 concurrent clicks signed in %d times, want 1", signedIn)
+	if len(sessions) != 1 {
+		t.Fatalf("%d concurrent clicks signed in %d times, want 1", clicks, len(sessions))
+	}
+	if rec := do(h, "GET", "/api/v1/me", "", nil, "Cookie", withCookie(sessions[0])); rec.Code != http.StatusOK {
+		t.Errorf("the one session made = %d on /api/v1/me, want 200", rec.Code)
+	}
+	if rec := visit(h, link); rec.Code != http.StatusBadRequest || len(rec.Result().Cookies()) != 0 {
+		t.Errorf("the used link later = %d with cookies %v, want 400 and none", rec.Code, rec.Result().Cookies())
 	}
 }
 
@@ -313,17 +314,7 @@ func TestLogoutAndCrossSiteWrites(t *testing.T) {
 	ts := newFullTestServer(t)
 	h := ts.Handler()
 	cookie := signUpAndSignIn(t, ts, "reader@example.org")
-	refused := []struct {
-		name    string
-		headers []string
-	}{
-		{"cross-site fetch", []string{"Sec-Fetch-Site", "cross-site"}},
-		{"same-site but other origin", []string{"Sec-Fetch-Site", "same-site"}},
-		{"foreign Origin", []string{"Origin", "https://evil.example"}},
-		{"null Origin", []string{"Origin", "null"}},
-		{"no provenance at all", nil},
-	}
-	for _, tt := range refused {
+	for _, tt := range otherSites {
 		rec := do(h, "POST", "/api/v1/auth/logout", "", nil, append([]string{"Cookie", withCookie(cookie)}, tt.headers...)...)
 		if rec.Code != http.StatusForbidden || decodeError(t, rec).Code != "csrf_failed" {
 			t.Errorf("%s: logout = %d %s, want 403 csrf_failed", tt.name, rec.Code, rec.Body)
@@ -346,14 +337,44 @@ func TestLogoutAndCrossSiteWrites(t *testing.T) {
 	}
 }
 
+// Every cookie the server sets, the session and its clearing at sign-out
+// alike, is HttpOnly, SameSite=Lax (never None), for the whole site, and
+// Secure when BASE_URL is https.
 func TestCookiesAreSecureOnHTTPS(t *testing.T) {
-	ts := newFullTestServer(t, func(d *Deps) { d.BaseURL, _ = url.Parse("https://patrons.test") })
-	h := ts.Handler()
-	postJSON(h, "/api/v1/members", `{"email":"reader@example.org"}`)
-	m := ts.outbox.next(t)
-	link := regexp.MustCompile(`/auth/verify\?[^\s"<>]+`).FindString(m.Text)
-	if c := sessionCookie(t, visit(h, "https://patrons.test"+link)); !c.Secure {
-		t.Error("cookie is not Secure although BASE_URL is https")
+	for _, base := range []string{"https://patrons.test", "http://patrons.test"} {
+		t.Run(base, func(t *testing.T) {
+			ts := newFullTestServer(t, func(d *Deps) { d.BaseURL, _ = url.Parse(base) })
+			h := ts.Handler()
+			secure := strings.HasPrefix(base, "https:")
+			var set []*http.Cookie
+			signIn := func() *http.Cookie {
+				postJSON(h, "/api/v1/auth/magic-link", `{"email":"reader@example.org"}`)
+				m := ts.outbox.next(t)
+				link := regexp.MustCompile(`/auth/verify\?[^\s"<>]+`).FindString(m.Text)
+				rec := visit(h, base+link)
+				set = append(set, rec.Result().Cookies()...)
+				return sessionCookie(t, rec)
+			}
+			if _, err := ts.members.FindOrCreateMember(context.Background(), "reader@example.org"); err != nil {
+				t.Fatal(err)
+			}
+			rec := do(h, "POST", "/api/v1/auth/logout", "", nil, "Cookie", withCookie(signIn()), "Origin", base)
+			set = append(set, rec.Result().Cookies()...)
+			rec = do(h, "POST", "/signout", "", nil, "Cookie", withCookie(signIn()), "Origin", base)
+			set = append(set, rec.Result().Cookies()...)
+			if len(set) != 4 {
+				t.Fatalf("cookies set by two sign-ins, a logout and a sign-out: %v, want 4", set)
+			}
+			for _, c := range set {
+				if c.Name != SessionCookie {
+					t.Errorf("unexpected cookie %q: give it a line here", c.Name)
+				}
+				if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Secure != secure {
+					t.Errorf("cookie %s=%q: HttpOnly %v, SameSite %v, Path %q, Secure %v; want HttpOnly, SameSite=Lax, Path=/, Secure %v",
+						c.Name, c.Value, c.HttpOnly, c.SameSite, c.Path, c.Secure, secure)
+				}
+			}
+		})
 	}
 }
 

@@ -170,51 +170,118 @@ func expected(class accessClass, who string) int {
 
 var pathParam = regexp.MustCompile(`:[a-z_]+|\*[a-z]+`)
 
-func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
-	ts := newFullTestServer(t)
-	h := ts.Handler()
-	ctx := context.Background()
+// routeFixture is a server's cast for calling its routes: members of every
+// kind, staff API tokens, and an open round with two topics.
+type routeFixture struct {
+	ts                                   testServer
+	reader, patron, otherPatron          members.Member
+	staff, admin                         members.Member
+	staffToken, adminToken, revokedToken string
+	topics                               []string
+	round                                string
+}
 
-	// Callers. Sessions ride on the cookie (writes from our own origin, as
-	// a browser sends them); staff also send their API token, so pages see
-	// the session and the API the token.
-	session := func(m members.Member) string {
-		id, err := ts.members.StartSession(ctx, m.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return SessionCookie + "=" + id
-	}
-	member := func(email string) members.Member {
-		m, err := ts.members.FindOrCreateMember(ctx, email)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+func newRouteFixture(t *testing.T, ts testServer) *routeFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &routeFixture{ts: ts}
 	if _, err := ts.db.Exec(`INSERT INTO tiers (slug, name, created_at, updated_at) VALUES ('coffee', 'Coffee', $1, $1)`, time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	patron := func(email string) members.Member {
-		m := member(email)
+		m := f.member(t, email)
 		if _, err := ts.billing.GrantComplimentary(ctx, members.CommandLine, m.ID, billing.GrantInput{Tier: "coffee"}); err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
-	staffToken, staffMember := staffSetup(t, ts, members.RoleStaff)
-	adminToken, adminMember := staffSetup(t, ts, members.RoleAdmin)
-	revoked, _, err := ts.members.CreateAPIToken(ctx, members.CommandLine, adminMember.ID, "to revoke")
+	f.staffToken, f.staff = staffSetup(t, ts, members.RoleStaff)
+	f.adminToken, f.admin = staffSetup(t, ts, members.RoleAdmin)
+	revoked, _, err := ts.members.CreateAPIToken(ctx, members.CommandLine, f.admin.ID, "to revoke")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.members.RevokeAPIToken(ctx, members.CommandLine, revoked); err != nil {
 		t.Fatal(err)
 	}
-	reader, patronOne, patronTwo := member("reader@example.org"), patron("patron@example.org"), patron("other@example.org")
+	f.revokedToken = revoked
+	f.reader, f.patron, f.otherPatron = f.member(t, "reader@example.org"), patron("patron@example.org"), patron("other@example.org")
+
+	// An open round with two topics, for the routes that name one: a
+	// reader must be refused a well-formed vote, not merely a bad one.
+	f.topics = []string{f.topic(t, "Flood defences"), f.topic(t, "School meals")}
+	f.round = f.openRound(t, f.topics...)
+	return f
+}
+
+func (f *routeFixture) member(t *testing.T, email string) members.Member {
+	t.Helper()
+	m, err := f.ts.members.FindOrCreateMember(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// openRound opens a round of the given topics, which no other round may
+// hold, and returns its id.
+func (f *routeFixture) openRound(t *testing.T, topics ...string) string {
+	t.Helper()
+	rec := postJSON(f.ts.Handler(), "/api/v1/staff/rounds", fmt.Sprintf(`{"title":"Next","opens_at":%q,"closes_at":%q,"topic_ids":["%s"]}`,
+		time.Now().Add(-time.Minute).Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339), strings.Join(topics, `","`)),
+		"Authorization", "Bearer "+f.adminToken)
+	var round struct{ Round struct{ ID string } }
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &round) != nil {
+		t.Fatalf("create round = %d %s", rec.Code, rec.Body)
+	}
+	return round.Round.ID
+}
+
+// topic creates a proposed topic and returns its id.
+func (f *routeFixture) topic(t *testing.T, title string) string {
+	t.Helper()
+	rec := postJSON(f.ts.Handler(), "/api/v1/staff/topics", `{"title":"`+title+`"}`, "Authorization", "Bearer "+f.adminToken)
+	var created struct{ Topic struct{ ID string } }
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &created) != nil {
+		t.Fatalf("create topic = %d %s", rec.Code, rec.Body)
+	}
+	return created.Topic.ID
+}
+
+// session starts a new session for m and returns its Cookie header.
+func (f *routeFixture) session(t *testing.T, m members.Member) string {
+	t.Helper()
+	id, err := f.ts.members.StartSession(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SessionCookie + "=" + id
+}
+
+// path fills a route pattern's parameters: the fixture's round and topic
+// where the route names them, else ids that name nothing, so a route that
+// lets the caller through answers 404 or 422 and changes nothing.
+func (f *routeFixture) path(pattern string) string {
+	switch {
+	case strings.HasPrefix(pattern, "/static/"):
+		return "/static/style.css"
+	case strings.HasPrefix(pattern, "/api/v1/rounds/:id"), strings.HasPrefix(pattern, "/vote/"):
+		return strings.NewReplacer(":id", f.round, ":topic_id", f.topics[0]).Replace(pattern)
+	}
+	return pathParam.ReplaceAllString(pattern, "nothing-here")
+}
+
+func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
+	ts := newFullTestServer(t)
+	h := ts.Handler()
+	f := newRouteFixture(t, ts)
+
+	// Callers. Sessions ride on the cookie (writes from our own origin, as
+	// a browser sends them); staff also send their API token, so pages see
+	// the session and the API the token.
 	signedIn := func(m members.Member, token string) func() []string {
 		return func() []string {
-			h := []string{"Cookie", session(m), "Sec-Fetch-Site", "same-origin"}
+			h := []string{"Cookie", f.session(t, m), "Sec-Fetch-Site", "same-origin"}
 			if token != "" {
 				h = append(h, "Authorization", "Bearer "+token)
 			}
@@ -223,34 +290,15 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 	}
 	callers := []caller{
 		{"anonymous", func() []string { return nil }},
-		{"reader", signedIn(reader, "")},
-		{"patron", signedIn(patronOne, "")},
-		{"another patron", signedIn(patronTwo, "")},
-		{"staff", signedIn(staffMember, staffToken)},
-		{"admin", signedIn(adminMember, adminToken)},
-		{"revoked token", func() []string { return []string{"Authorization", "Bearer " + revoked} }},
-	}
-
-	// An open round with two topics, for the routes that name one: a
-	// reader must be refused a well-formed vote, not merely a bad one.
-	var topics []string
-	for _, title := range []string{"Flood defences", "School meals"} {
-		rec := postJSON(h, "/api/v1/staff/topics", `{"title":"`+title+`"}`, "Authorization", "Bearer "+adminToken)
-		var created struct{ Topic struct{ ID string } }
-		if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &created) != nil {
-			t.Fatalf("create topic = %d %s", rec.Code, rec.Body)
-		}
-		topics = append(topics, created.Topic.ID)
-	}
-	rec := postJSON(h, "/api/v1/staff/rounds", fmt.Sprintf(`{"title":"Next","opens_at":%q,"closes_at":%q,"topic_ids":["%s","%s"]}`,
-		time.Now().Add(-time.Minute).Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339), topics[0], topics[1]),
-		"Authorization", "Bearer "+adminToken)
-	var round struct{ Round struct{ ID string } }
-	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &round) != nil {
-		t.Fatalf("create round = %d %s", rec.Code, rec.Body)
+		{"reader", signedIn(f.reader, "")},
+		{"patron", signedIn(f.patron, "")},
+		{"another patron", signedIn(f.otherPatron, "")},
+		{"staff", signedIn(f.staff, f.staffToken)},
+		{"admin", signedIn(f.admin, f.adminToken)},
+		{"revoked token", func() []string { return []string{"Authorization", "Bearer " + f.revokedToken} }},
 	}
 	bodies := map[string]string{
-		"POST /api/v1/rounds/:id/votes":   `{"topic_id":"` + topics[0] + `"}`,
+		"POST /api/v1/rounds/:id/votes":   `{"topic_id":"` + f.topics[0] + `"}`,
 		"POST /api/v1/topics/suggestions": `{"title":"Bus routes"}`,
 	}
 
@@ -265,15 +313,7 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 			t.Errorf("route %s has no line in the access matrix: say who may call it", key)
 			continue
 		}
-		// Ids that name nothing: a route that lets the caller through then
-		// answers 404 or 422, and nothing real is changed or erased.
-		path := pathParam.ReplaceAllString(r.Path, "nothing-here")
-		switch {
-		case strings.HasPrefix(r.Path, "/static/"):
-			path = "/static/style.css"
-		case strings.HasPrefix(r.Path, "/api/v1/rounds/:id"), strings.HasPrefix(r.Path, "/vote/"):
-			path = strings.NewReplacer(":id", round.Round.ID, ":topic_id", topics[0]).Replace(r.Path)
-		}
+		path := f.path(r.Path)
 		body := bodies[key]
 		if body == "" {
 			body = "{}"
@@ -316,7 +356,7 @@ func TestEveryRouteAgainstEveryKindOfCaller(t *testing.T) {
 	if pages == 0 {
 		t.Error("no HTML page among the answers: the headers of pages went unchecked")
 	}
-	t.Log(fmt.Sprintf("%d routes × %d kinds of caller: %d requests checked, %d of them pages", len(routes), len(callers), checked, pages))
+	t.Log(fmt.Sprintf("FIGURES authorization matrix: %d routes × %d kinds of caller: %d requests checked, %d of them pages", len(routes), len(callers), checked, pages))
 }
 
 // wantPageHeaders checks what every HTML page must carry: a

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/csv"
 	"net/http"
 	"net/url"
@@ -36,6 +37,43 @@ func FuzzStripeWebhook(f *testing.F) {
 		wantClean(t, rec.Code, rec.Body.String())
 		if rec.Code != http.StatusOK && countRows(t, ts, "stripe_events") != before {
 			t.Fatalf("a refused delivery (%d) stored an event", rec.Code)
+		}
+	})
+}
+
+// Any sign-in token and next path: a session only for the one token
+// issued, once; a redirect only to a path on this site; never a 5xx.
+func FuzzSignInToken(f *testing.F) {
+	ts := newFullTestServer(f)
+	h := ts.Handler()
+	m, err := ts.members.FindOrCreateMember(context.Background(), "fuzz@example.org")
+	if err != nil {
+		f.Fatal(err)
+	}
+	link, err := ts.members.SignInLink(context.Background(), m.ID, "/vote")
+	if err != nil {
+		f.Fatal(err)
+	}
+	u, _ := url.Parse(link)
+	issued := u.Query().Get("token")
+	f.Add(issued, "/vote")
+	f.Add(issued+"x", "/account")
+	f.Add("", "//evil.example/")
+	f.Add(strings.Repeat("A", 5000), "https://evil.example/")
+	f.Add("../../etc/passwd", "/\\evil.example")
+	f.Add("%00", "/account?x=\r\nSet-Cookie:")
+	used := false
+	f.Fuzz(func(t *testing.T, token, next string) {
+		rec := do(h, "GET", "/auth/verify?"+url.Values{"token": {token}, "next": {next}}.Encode(), "", nil)
+		wantClean(t, rec.Code, rec.Body.String())
+		if loc := rec.Header().Get("Location"); loc != "" && (!strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.ContainsAny(loc, "\\\r\n")) {
+			t.Fatalf("token %q, next %q: redirected to %q, off this site", token, next, loc)
+		}
+		if strings.Contains(rec.Header().Get("Set-Cookie"), "patronage_session=") {
+			if token != issued || used {
+				t.Fatalf("token %q (issued %q, used before: %v) started a session", token, issued, used)
+			}
+			used = true
 		}
 	})
 }
