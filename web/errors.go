@@ -10,8 +10,10 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // statusOf is the one place an error kind becomes an HTTP status.
@@ -44,7 +46,7 @@ type errorDetail struct {
 // fail answers with err in the API's error shape. Internal errors are
 // logged with their cause and shown to the client without detail.
 func (s *Server) fail(c *gin.Context, err error) {
-	e := errs.From(err)
+	e := unavailableOrSelf(err)
 	status, ok := statusOf[e.Kind]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -65,6 +67,21 @@ func (s *Server) fail(c *gin.Context, err error) {
 		c.Header("Retry-After", e.Details["retry_after"])
 	}
 	c.JSON(status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields, Details: e.Details}})
+}
+
+// errDependencyDown answers a request the database or Redis could not
+// serve because it could not be reached: the client did nothing wrong and
+// may retry.
+var errDependencyDown = errs.WithCode(errs.Unavailable, "unavailable", "Something this service depends on is not answering; please try again in a moment.")
+
+// unavailableOrSelf is errs.From(err), except that an unexplained failure
+// caused by an unreachable database or Redis is told as 503, not as our bug.
+func unavailableOrSelf(err error) *errs.Error {
+	e := errs.From(err)
+	if e.Kind == errs.Internal && (sqldb.IsUnavailable(err) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)) {
+		return &errs.Error{Kind: errs.Unavailable, Code: errDependencyDown.Code, Message: errDependencyDown.Message, Err: err}
+	}
+	return e
 }
 
 func writeError(c *gin.Context, status int, code, message string, fields map[string]string) {

@@ -95,7 +95,7 @@ func forPerson(e *errs.Error) string {
 
 // failPage shows an error to a person in a page rather than JSON.
 func (s *Server) failPage(c *gin.Context, err error) {
-	e := errs.From(err)
+	e := unavailableOrSelf(err)
 	status := statusOf[e.Kind]
 	if status == 0 || status >= 500 {
 		s.logger.ErrorContext(c.Request.Context(), "page failed", "request_id", requestID(c), "route", c.FullPath(), "err", err)

@@ -5,11 +5,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,7 +175,12 @@ func withProbeRoutes(s *Server) {
 	})
 	s.engine.GET("/probe/panic", func(c *gin.Context) { panic("secret internal detail") })
 	s.engine.GET("/probe/internal", func(c *gin.Context) {
-		s.fail(c, io.ErrUnexpectedEOF)
+		s.fail(c, fmt.Errorf("store member: %w", errors.New("secret internal detail: json: unexpected EOF")))
+	})
+	// The database (or Redis) refused the connection: the caller did
+	// nothing wrong.
+	s.engine.GET("/probe/database-down", func(c *gin.Context) {
+		s.fail(c, fmt.Errorf("find member: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}))
 	})
 }
 
@@ -233,6 +242,7 @@ func TestErrorsHaveOneShapeAndTheRightStatus(t *testing.T) {
 		{"unknown field", "POST", "/probe", "application/json", `{"emial":"a@b.c"}`, 422, "invalid", map[string]string{"emial": "is not a known field"}},
 		{"panic", "GET", "/probe/panic", "", "", 500, "internal", nil},
 		{"internal error", "GET", "/probe/internal", "", "", 500, "internal", nil},
+		{"database unreachable", "GET", "/probe/database-down", "", "", 503, "unavailable", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
