@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,7 +20,8 @@ import (
 // the tally (a sorted set, topic → votes), each member's votes (a hash,
 // member → comma-separated topic ids), the version of the last change
 // applied per member (a hash), and a marker saying the state was built from
-// the ballots (its absence means Redis lost it).
+// the ballots (its absence means Redis lost it). While the state is
+// rebuilt, two more: a count of rebuilds running and their journal.
 func (s *Service) tallyKey(roundID string) string {
 	return s.redis.Key("tally", "{"+roundID+"}", "counts")
 }
@@ -33,9 +35,21 @@ func (s *Service) versionsKey(roundID string) string {
 	return s.redis.Key("tally", "{"+roundID+"}", "versions")
 }
 
-func (s *Service) tallyKeys(roundID string) []string {
-	return []string{s.tallyKey(roundID), s.votesKey(roundID), s.builtKey(roundID), s.versionsKey(roundID)}
+func (s *Service) rebuildingKey(roundID string) string {
+	return s.redis.Key("tally", "{"+roundID+"}", "rebuilding")
 }
+func (s *Service) journalKey(roundID string) string {
+	return s.redis.Key("tally", "{"+roundID+"}", "journal")
+}
+
+func (s *Service) tallyKeys(roundID string) []string {
+	return []string{s.tallyKey(roundID), s.votesKey(roundID), s.builtKey(roundID), s.versionsKey(roundID),
+		s.rebuildingKey(roundID), s.journalKey(roundID)}
+}
+
+// rebuildWindow bounds how long the marker of a running rebuild (and its
+// journal) outlives a rebuilder that died before taking it down.
+const rebuildWindow = 5 * time.Minute
 
 // applyVote brings one member's vote for one topic to the state a committed
 // change left it in (present or not), in the tally and their votes
@@ -49,10 +63,19 @@ func (s *Service) tallyKeys(roundID string) []string {
 // late change to another. It answers -1 when the round's state was never
 // built (Redis lost it): the caller rebuilds from the ballots.
 //
-// KEYS: tally, votes, built, versions. ARGV: member, topic, weight,
-// present ("1" or "0"), version.
+// While a rebuild of the round runs — on any replica — each change is also
+// appended to the round's journal: the rebuild swaps in what the ballots
+// said when it read them, and then applies the journal, so a change another
+// replica made to the old state meanwhile is not lost with it.
+//
+// KEYS: tally, votes, built, versions, rebuilding, journal. ARGV: member,
+// topic, weight, present ("1" or "0"), version.
 var applyVote = redis.NewScript(`
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('RPUSH', KEYS[6], ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4] .. '|' .. ARGV[5])
+  redis.call('PEXPIRE', KEYS[6], ` + strconv.FormatInt(rebuildWindow.Milliseconds(), 10) + `)
+end
 local v = tonumber(ARGV[5])
 local field = ARGV[1] .. '|' .. ARGV[2]
 local seen = redis.call('HMGET', KEYS[4], field, ARGV[1])
@@ -292,8 +315,29 @@ func (s *Service) RebuildTally(ctx context.Context, roundID string) (Tally, erro
 	return s.rebuildLocked(ctx, roundID)
 }
 
+// rebuildReadHook, set only by tests, runs between a rebuild's reads and
+// its swap: where another replica's change must not get lost.
+var rebuildReadHook func()
+
+// endRebuild takes down a rebuild's marker; the last one running takes the
+// journal with it. KEYS: rebuilding, journal.
+var endRebuild = redis.NewScript(`
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return n
+`)
+
 // rebuildLocked is RebuildTally for a caller holding the round's write lock.
 func (s *Service) rebuildLocked(ctx context.Context, roundID string) (Tally, error) {
+	// The marker goes up before anything is read: every change committed
+	// after the reads below is journaled by whichever replica applies it.
+	marker := s.redis.Client.TxPipeline()
+	marker.Incr(ctx, s.rebuildingKey(roundID))
+	marker.PExpire(ctx, s.rebuildingKey(roundID), rebuildWindow)
+	if _, err := marker.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("mark rebuild: %w", err)
+	}
+	defer endRebuild.Run(context.WithoutCancel(ctx), s.redis.Client, []string{s.rebuildingKey(roundID), s.journalKey(roundID)})
 	// Versions are read before ballots: a change at or below the version
 	// read is in the ballots read after it, so the script may ignore it.
 	versions, err := s.db.QueryContext(ctx, `SELECT member_id, version FROM round_voters WHERE round_id = $1`, roundID)
@@ -371,6 +415,9 @@ func (s *Service) rebuildLocked(ctx context.Context, roundID string) (Tally, err
 	if err := flush(scratchKeys[0]); err != nil {
 		return nil, fmt.Errorf("write votes: %w", err)
 	}
+	if rebuildReadHook != nil {
+		rebuildReadHook()
+	}
 	pipe := s.redis.Client.TxPipeline()
 	pipe.Unlink(ctx, s.tallyKey(roundID), s.votesKey(roundID), s.versionsKey(roundID)) // freed in the background
 	for topic, n := range t {
@@ -386,12 +433,41 @@ func (s *Service) rebuildLocked(ctx context.Context, roundID string) (Tally, err
 		}
 	}
 	pipe.Set(ctx, s.builtKey(roundID), strconv.FormatInt(s.now().Unix(), 10), 0)
+	journal := pipe.LRange(ctx, s.journalKey(roundID), 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write tally: %w", err)
+	}
+	// What other replicas changed in the old state while this one read:
+	// the script skips every change the ballots read already held.
+	if t, err = s.replayJournal(ctx, roundID, journal.Val(), t); err != nil {
+		return nil, fmt.Errorf("apply changes made during the rebuild: %w", err)
 	}
 	s.tallies.Put(roundID, t)
 	s.tallyChanged(roundID)
 	return t, nil
+}
+
+// replayJournal applies journaled changes to a freshly swapped-in state
+// and reads the tally they leave; t is the tally when there were none.
+// Journals are short: the changes made during one rebuild's reads.
+func (s *Service) replayJournal(ctx context.Context, roundID string, entries []string, t Tally) (Tally, error) {
+	if len(entries) == 0 {
+		return t, nil
+	}
+	for _, e := range entries {
+		f := strings.Split(e, "|")
+		if len(f) != 5 {
+			return nil, fmt.Errorf("journal entry %q", e)
+		}
+		if err := applyVote.Run(ctx, s.redis.Client, s.tallyKeys(roundID), f[0], f[1], f[2], f[3], f[4]).Err(); err != nil {
+			return nil, err
+		}
+	}
+	zs, err := s.redis.Client.ZRangeWithScores(ctx, s.tallyKey(roundID), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	return tallyFrom(zs), nil
 }
 
 // WithdrawMemberVotes takes back every vote a member has in open rounds:

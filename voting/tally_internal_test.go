@@ -3,9 +3,57 @@ package voting
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/patronage/patronage/internal/testenv"
 )
+
+// A rebuild swaps in what the ballots said when it read them. A withdrawal
+// another replica commits and applies to the old state in between — a
+// patron's real change — must still be in the tally after the swap.
+func TestAChangeFromAnotherReplicaDuringARebuildIsKept(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MigratedSQLite(t)
+	rdb := testenv.EmbeddedRedis(t)
+	a := NewService(Deps{DB: db, Redis: rdb, Logger: testenv.Logger()})
+	b := NewService(Deps{DB: db, Redis: rdb, Logger: testenv.Logger()}) // another replica
+	now := time.Now()
+	for _, q := range []string{
+		`INSERT INTO ballots (round_id, member_id, topic_id, weight, cast_at) VALUES ('r1', 'm1', 't1', 1, $1), ('r1', 'm2', 't1', 1, $1)`,
+		`INSERT INTO round_voters (round_id, member_id, used, version) VALUES ('r1', 'm1', 1, 1), ('r1', 'm2', 1, 1)`,
+	} {
+		if _, err := db.Exec(q, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.RebuildTally(ctx, "r1"); err != nil { // the state both replicas see: t1 has 2
+		t.Fatal(err)
+	}
+	rebuildReadHook = func() {
+		rebuildReadHook = nil
+		// m1 withdraws on b after a's reads: committed, then applied.
+		if _, err := db.Exec(`DELETE FROM ballots WHERE member_id = 'm1'`); err != nil {
+			t.Error(err)
+		}
+		if _, err := db.Exec(`UPDATE round_voters SET used = 0, version = 2 WHERE member_id = 'm1'`); err != nil {
+			t.Error(err)
+		}
+		b.tallyVote(ctx, "r1", "m1", "t1", 1, false, 2)
+	}
+	t.Cleanup(func() { rebuildReadHook = nil })
+	tally, err := a.RebuildTally(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	score, _ := rdb.Client.ZScore(ctx, a.tallyKey("r1"), "t1").Result()
+	votes, _ := rdb.Client.HGet(ctx, a.votesKey("r1"), "m1").Result()
+	if tally["t1"] != 1 || score != 1 || votes != "" {
+		t.Errorf("after the rebuild: tally %v, Redis %v, m1's votes %q; want 1, 1 and none (m1 withdrew)", tally, score, votes)
+	}
+	if n, _ := rdb.Client.Exists(ctx, a.rebuildingKey("r1"), a.journalKey("r1")).Result(); n != 0 {
+		t.Errorf("%d rebuild keys left behind", n)
+	}
+}
 
 // Redis updates that arrive out of commit order are settled by version: a
 // withdrawal (version 2) applied before the cast it follows (version 1)
