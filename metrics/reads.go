@@ -45,28 +45,33 @@ func (s *Service) Consistent(ctx context.Context, fn func(r *Service) error) err
 
 // values is every counter named prefix|… at t: what was added at or
 // before t (inclusive), or before t. Whole days before t's come from the
-// day sums; t's own day from the contributions themselves.
+// day sums. t's own day comes from its contributions: those of the day
+// up to t, or — when t is late in its day, or today, where nearly every
+// contribution is already in the past — the day's sum less those after t,
+// so a dashboard read stays short on a day of many events.
 func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclusive bool) (map[string]int64, error) {
 	lo, hi := keyRange(prefix)
 	day := dayOf(t)
-	rows, err := s.q().QueryContext(ctx, `SELECT key, SUM(CASE WHEN day < $3 THEN delta ELSE 0 END), MAX(CASE WHEN day = $3 THEN 1 ELSE 0 END) FROM (
+	rows, err := s.q().QueryContext(ctx, `SELECT key, SUM(CASE WHEN day < $3 THEN delta ELSE 0 END), SUM(CASE WHEN day = $3 THEN delta ELSE 0 END),
+		MAX(CASE WHEN day = $3 THEN 1 ELSE 0 END) FROM (
 		SELECT key, day, delta FROM metric_days WHERE key >= $1 AND key < $2 AND day <= $3
 		UNION ALL SELECT key, day, delta FROM metric_pending WHERE key >= $1 AND key < $2 AND day <= $3) x GROUP BY key`, lo, hi, day)
 	if err != nil {
 		return nil, fmt.Errorf("read figures: %w", err)
 	}
-	out := map[string]int64{}
+	out, dayTotal := map[string]int64{}, map[string]int64{}
 	var today []string
 	for rows.Next() {
 		var key string
-		var sum, onDay int64
-		if err := rows.Scan(&key, &sum, &onDay); err != nil {
+		var sum, onDayTotal, onDay int64
+		if err := rows.Scan(&key, &sum, &onDayTotal, &onDay); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read figures: %w", err)
 		}
 		out[key] = sum
 		if onDay == 1 {
 			today = append(today, key)
+			dayTotal[key] = onDayTotal
 		}
 	}
 	rows.Close()
@@ -76,14 +81,18 @@ func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclus
 	if len(today) == 0 {
 		return out, nil
 	}
-	op := "<"
-	if inclusive {
-		op = "<="
-	}
 	start := time.Unix(day*86400, 0).UTC()
-	args := append([]any{start, t.UTC()}, sqldb.Args(today)...)
-	rows, err = s.q().QueryContext(ctx, `SELECT key, SUM(delta) FROM metric_deltas WHERE at >= $1 AND at `+op+` $2
-		AND key IN (`+sqldb.Placeholders(3, len(today))+`) GROUP BY key`, args...)
+	end := start.Add(24 * time.Hour)
+	fromEnd := t.Sub(start) >= 12*time.Hour || dayOf(time.Now()) <= day
+	q, args := `SELECT key, SUM(delta) FROM metric_deltas WHERE at >= $1 AND at `+map[bool]string{true: "<=", false: "<"}[inclusive]+` $2`, []any{start, t.UTC()}
+	if fromEnd {
+		q, args = `SELECT key, SUM(delta) FROM metric_deltas WHERE at `+map[bool]string{true: ">", false: ">="}[inclusive]+` $1 AND at < $2`, []any{t.UTC(), end}
+		for _, key := range today {
+			out[key] += dayTotal[key]
+		}
+	}
+	args = append(args, sqldb.Args(today)...)
+	rows, err = s.q().QueryContext(ctx, q+` AND key IN (`+sqldb.Placeholders(3, len(today))+`) GROUP BY key`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read figures: %w", err)
 	}
@@ -94,7 +103,11 @@ func (s *Service) values(ctx context.Context, prefix string, t time.Time, inclus
 		if err := rows.Scan(&key, &sum); err != nil {
 			return nil, fmt.Errorf("read figures: %w", err)
 		}
-		out[key] += sum
+		if fromEnd {
+			out[key] -= sum
+		} else {
+			out[key] += sum
+		}
 	}
 	return out, rows.Err()
 }
