@@ -32,8 +32,11 @@ func (w *recheckAccessWorker) Work(ctx context.Context, _ *river.Job[RecheckAcce
 // most this long after its instant.
 const AccessRecheckInterval = time.Minute
 
-// SyncStripeArgs is the scheduled reconciliation with Stripe.
-type SyncStripeArgs struct{}
+// SyncStripeArgs is the scheduled reconciliation with Stripe: it runs when
+// the last one (scheduled or by hand) started Every ago or more.
+type SyncStripeArgs struct {
+	Every time.Duration `json:"every,omitempty"`
+}
 
 // Kind names the job in the queue.
 func (SyncStripeArgs) Kind() string { return "billing_sync_stripe" }
@@ -44,14 +47,38 @@ type syncStripeWorker struct {
 	timeout time.Duration
 }
 
-func (w *syncStripeWorker) Work(ctx context.Context, _ *river.Job[SyncStripeArgs]) error {
-	rep, err := w.billing.SyncStripe(ctx, nil)
+func (w *syncStripeWorker) Work(ctx context.Context, job *river.Job[SyncStripeArgs]) error {
+	rep, ran, err := w.billing.SyncStripeIfDue(ctx, job.Args.Every)
 	if err != nil {
+		w.billing.logger.ErrorContext(ctx, "reconciliation with Stripe failed", "attempt", job.Attempt, "err", err)
 		return err
 	}
-	w.billing.logger.InfoContext(ctx, "reconciled with Stripe", "drift", len(rep.Drift), "subscriptions", rep.Subscriptions, "events_replayed", rep.EventsReplayed)
+	if ran {
+		w.billing.logger.InfoContext(ctx, "reconciled with Stripe", "drift", len(rep.Drift), "subscriptions", rep.Subscriptions, "events_replayed", rep.EventsReplayed)
+	}
 	return nil
 }
+
+// SyncStripeIfDue reconciles with Stripe unless the last reconciliation
+// started less than every ago; ran says whether it did.
+func (s *Service) SyncStripeIfDue(ctx context.Context, every time.Duration) (rep SyncReport, ran bool, err error) {
+	if every > 0 {
+		last, found, err := s.LastSyncReport(ctx)
+		if err != nil {
+			return SyncReport{}, false, err
+		}
+		if found && s.now().Sub(last.StartedAt) < every {
+			return SyncReport{}, false, nil
+		}
+	}
+	rep, err = s.SyncStripe(ctx, nil)
+	return rep, err == nil, err
+}
+
+// syncCheckInterval is how often the leader looks whether a scheduled
+// reconciliation is due: the schedule lives in the reports, not in the
+// leader's memory, so restarts and deploys do not push it back.
+const syncCheckInterval = 15 * time.Minute
 
 // Timeout lets a reconciliation of a large account run its course, within
 // the time after which the queue would take it for lost.
@@ -72,8 +99,10 @@ func (s *Service) AddJobs(workers *river.Workers, syncEvery, rescueAfter time.Du
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
 	if syncEvery > 0 && s.stripe != nil {
-		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(syncEvery),
-			func() (river.JobArgs, *river.InsertOpts) { return SyncStripeArgs{}, &river.InsertOpts{MaxAttempts: 3} }, nil))
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(min(syncEvery, syncCheckInterval)),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return SyncStripeArgs{Every: syncEvery}, &river.InsertOpts{MaxAttempts: 3}
+			}, &river.PeriodicJobOpts{RunOnStart: true}))
 	}
 	return periodic
 }

@@ -28,6 +28,26 @@ func (r *recordingSink) store(ctx context.Context, ev billing.Event, _ bool, _ [
 	return true, r.w.billing.HandleEvent(ctx, ev)
 }
 
+// The scheduled reconciliation is due from the last report, whoever made
+// it: a server restarted every hour still reconciles once a day.
+func TestScheduledSyncRunsWhenTheLastIsOlderThanTheInterval(t *testing.T) {
+	eachMode(t, func(t *testing.T, w *world) {
+		ctx := context.Background()
+		day := 24 * time.Hour
+		if _, ran, err := w.billing.SyncStripeIfDue(ctx, day); err != nil || !ran {
+			t.Fatalf("first scheduled check: ran %v, %v; want a reconciliation (none on record)", ran, err)
+		}
+		w.step(23 * time.Hour)
+		if _, ran, err := w.billing.SyncStripeIfDue(ctx, day); err != nil || ran {
+			t.Fatalf("23 h later: ran %v, %v; want none (the last is not a day old)", ran, err)
+		}
+		w.step(time.Hour)
+		if _, ran, err := w.billing.SyncStripeIfDue(ctx, day); err != nil || !ran {
+			t.Fatalf("a day later: ran %v, %v; want a reconciliation", ran, err)
+		}
+	})
+}
+
 func TestSyncRepairsDriftAndASecondRunChangesNothing(t *testing.T) {
 	eachMode(t, func(t *testing.T, w *world) {
 		ctx := context.Background()

@@ -32,6 +32,9 @@ func (s *Server) stripeWebhook(c *gin.Context) {
 	}
 	ev, err := webhooks.Verify(body, c.GetHeader("Stripe-Signature"), s.webhookSecrets)
 	if err != nil {
+		// Worth an operator's eye at any log level: a wrong secret after a
+		// rotation refuses every delivery until it is fixed.
+		s.logger.WarnContext(c.Request.Context(), "stripe webhook refused", "request_id", requestID(c), "code", errs.From(err).Code)
 		s.fail(c, err)
 		return
 	}
