@@ -26,11 +26,15 @@ type readiness struct {
 	Error  *errorDetail      `json:"error,omitempty"`
 }
 
-// readyz says whether the database and Redis each answer within a second.
+// readyz says whether the database, its read replica when there is one,
+// and Redis each answer within a second.
 func (s *Server) readyz(c *gin.Context) {
 	checks := map[string]func(context.Context) error{
 		"database": s.db.PingContext,
 		"redis":    func(ctx context.Context) error { return s.redis.Client.Ping(ctx).Err() },
+	}
+	if s.readDB != nil {
+		checks["read_database"] = s.readDB.PingContext
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

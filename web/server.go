@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -27,14 +28,20 @@ import (
 
 // Deps is everything the HTTP layer needs, built by cmd and passed in.
 type Deps struct {
-	Logger   *slog.Logger
-	DB       *sqldb.DB
+	Logger *slog.Logger
+	DB     *sqldb.DB
+	// ReadDB is the read replica the staff figures come from (nil: none);
+	// readiness checks it too.
+	ReadDB   *sqldb.DB
 	Redis    *redisx.Redis
 	Registry *prometheus.Registry
 	Members  *members.Service
 	Billing  *billing.Service
 	Voting   *voting.Service // nil: the voting routes answer 503
 	Metrics  *metrics.Service
+	// MetricsReads reads the staff figures (from a read replica); nil:
+	// Metrics. Exchange rates are always read and written through Metrics.
+	MetricsReads *metrics.Service
 	// ReportingCurrency is the currency staff totals are also converted
 	// into ("" for none).
 	ReportingCurrency string
@@ -71,6 +78,7 @@ type limits struct {
 type Server struct {
 	logger       *slog.Logger
 	db           *sqldb.DB
+	readDB       *sqldb.DB
 	redis        *redisx.Redis
 	registry     *prometheus.Registry
 	metrics      *httpMetrics
@@ -81,8 +89,9 @@ type Server struct {
 	members        *members.Service
 	billing        *billing.Service
 	voting         *voting.Service
-	revenue        *metrics.Service
-	reporting      string // lower case; "" for none
+	revenue        *metrics.Service // the figures' reads
+	rates          *metrics.Service // exchange rates, on the primary
+	reporting      string           // lower case; "" for none
 	intake         *webhooks.Intake
 	webhookSecrets []string
 	access         AccessSource
@@ -107,6 +116,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		logger:         d.Logger,
 		db:             d.DB,
+		readDB:         d.ReadDB,
 		redis:          d.Redis,
 		registry:       d.Registry,
 		metrics:        newHTTPMetrics(d.Registry),
@@ -115,7 +125,8 @@ func New(d Deps) (*Server, error) {
 		members:        d.Members,
 		billing:        d.Billing,
 		voting:         d.Voting,
-		revenue:        d.Metrics,
+		revenue:        cmp.Or(d.MetricsReads, d.Metrics),
+		rates:          d.Metrics,
 		reporting:      strings.ToLower(d.ReportingCurrency),
 		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,

@@ -427,7 +427,7 @@ func (s *Server) staffSetRate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r, err := s.revenue.SetRate(c.Request.Context(), s.staffActor(c), metrics.Rate{Currency: req.Currency, Reporting: s.reporting, ValidFrom: req.ValidFrom, Rate: req.Rate.String()})
+	r, err := s.rates.SetRate(c.Request.Context(), s.staffActor(c), metrics.Rate{Currency: req.Currency, Reporting: s.reporting, ValidFrom: req.ValidFrom, Rate: req.Rate.String()})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -439,7 +439,7 @@ func (s *Server) staffSetRate(c *gin.Context) {
 func (s *Server) staffListRates(c *gin.Context) {
 	rates := []rateJSON{}
 	if s.reporting != "" {
-		list, err := s.revenue.Rates(c.Request.Context(), s.reporting)
+		list, err := s.rates.Rates(c.Request.Context(), s.reporting)
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -115,6 +115,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("staff figures: %w", err)
 	}
 	go figures.FoldEvery(ctx, 2*time.Second, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+	// Folded on the primary; read, with a read replica configured, from it.
+	readFigures, readDB := figures, (*sqldb.DB)(nil)
+	if cfg.DatabaseReadURL != "" {
+		if readDB, err = sqldb.Open(ctx, sqldb.Options{URL: cfg.DatabaseReadURL, MaxOpenConns: cfg.DBMaxOpenConns}); err != nil {
+			return fmt.Errorf("open DATABASE_READ_URL: %w", err)
+		}
+		defer readDB.Close()
+		readFigures = metrics.NewService(readDB)
+	}
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
 	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, logger)
@@ -138,6 +147,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Billing:               billingService,
 		Voting:                votingService,
 		Metrics:               figures,
+		MetricsReads:          readFigures,
+		ReadDB:                readDB,
 		ReportingCurrency:     cfg.ReportingCurrency,
 		Intake:                intake,
 		Access:                billingService,

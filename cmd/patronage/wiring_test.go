@@ -13,6 +13,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/patronage/patronage/internal/stripeapi/stripemocktest"
+	"github.com/patronage/patronage/internal/testenv"
 )
 
 func call(t *testing.T, method, url, token, body string, headers ...string) (int, string) {
@@ -91,4 +92,51 @@ func TestTheBinaryWiresStripeFromItsConfiguration(t *testing.T) {
 		_, last = call(t, "GET", s.URL+"/api/v1/staff/webhooks/events?status=processed", token, "")
 		return strings.Contains(last, `"id":"evt_wiring"`)
 	})
+}
+
+// With DATABASE_READ_URL the staff figures are read from the read replica
+// (here a second schema standing in for one, holding figures the primary
+// does not) and readiness checks it; exchange rates are written to the
+// primary.
+func TestStaffFiguresAreReadFromTheReadReplica(t *testing.T) {
+	if testenv.PostgresURL(t) == "" {
+		t.Skip("!!! NOT TESTED: a read replica needs TEST_DATABASE_URL (PostgreSQL) !!!")
+	}
+	primary, replica := testenv.PostgresSchemaURL(t), testenv.PostgresSchemaURL(t)
+	if _, stderr, code := runCommand(t, map[string]string{"DATABASE_URL": replica, "DATA_DIR": t.TempDir()}, "migrate"); code != 0 {
+		t.Fatalf("migrate the replica's schema: %s", stderr)
+	}
+	// 1,234 (minor units) of EUR MRR from yesterday on, on the replica only.
+	rdb := openEnvDB(t, map[string]string{"DATABASE_URL": replica})
+	day := time.Now().UTC().Unix()/86400 - 1
+	month := int64(time.Now().UTC().Year())*12 + int64(time.Now().UTC().Month()) - 1
+	for _, key := range []string{"s|eur|mrr", "s|eur|paying", "s|*|paying"} {
+		delta := int64(1)
+		if key == "s|eur|mrr" {
+			delta = 1234
+		}
+		if _, err := rdb.Exec(`INSERT INTO metric_days (key, day, month, delta) VALUES ($1, $2, $3, $4)`, key, day, month, delta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"DATA_DIR": t.TempDir(), "DATABASE_URL": primary, "DATABASE_READ_URL": replica, "REPORTING_CURRENCY": "EUR"}
+	s := startServer(t, env)
+	out, stderr, code := runCommand(t, env, "admin", "create", "--email", "ed@example.org")
+	if code != 0 {
+		t.Fatalf("admin create: %d %s", code, stderr)
+	}
+	token := tokenPattern.FindString(out)
+	if status, body := call(t, "GET", s.URL+"/api/v1/staff/metrics/summary?currency=eur", token, ""); status != 200 || !strings.Contains(body, `"mrr":1234`) {
+		t.Errorf("summary = %d %s, want the replica's MRR of 1234", status, body)
+	}
+	if status, body := get(t, s.URL+"/readyz"); status != 200 || !strings.Contains(body, `"read_database":"ok"`) {
+		t.Errorf("/readyz = %d %s, want the read replica checked", status, body)
+	}
+	if status, body := call(t, "POST", s.URL+"/api/v1/staff/fx-rates", token, `{"currency":"USD","rate":"0.9","valid_from":"2026-01-01T00:00:00Z"}`); status != http.StatusCreated {
+		t.Fatalf("set a rate = %d %s", status, body)
+	}
+	var n int
+	if err := openEnvDB(t, map[string]string{"DATABASE_URL": primary}).QueryRow(`SELECT COUNT(*) FROM fx_rates`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("rates on the primary: %d %v, want the one just set", n, err)
+	}
 }

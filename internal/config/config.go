@@ -30,10 +30,13 @@ type Config struct {
 	HTTPAddr       string   // HTTP_ADDR: listen address
 	TrustedProxies []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
 
-	DatabaseURL    string // DATABASE_URL: postgres://…; empty means embedded SQLite
-	DataDir        string // DATA_DIR: where the embedded SQLite file lives
-	DBMaxOpenConns int    // DB_MAX_OPEN_CONNS
-	MigrateOnStart bool   // MIGRATE_ON_START
+	DatabaseURL string // DATABASE_URL: postgres://…; empty means embedded SQLite
+	// DatabaseReadURL (DATABASE_READ_URL) is a PostgreSQL read replica the
+	// staff figures are read from; empty reads them from DATABASE_URL.
+	DatabaseReadURL string
+	DataDir         string // DATA_DIR: where the embedded SQLite file lives
+	DBMaxOpenConns  int    // DB_MAX_OPEN_CONNS
+	MigrateOnStart  bool   // MIGRATE_ON_START
 
 	RedisURL       string // REDIS_URL: redis:// or rediss://; empty means in-process Redis
 	RedisKeyPrefix string // REDIS_KEY_PREFIX: prepended to every key Patronage writes
@@ -155,6 +158,7 @@ func Load(env Lookup) (Config, error) {
 		HTTPAddr:                  p.addr("HTTP_ADDR", ":8080"),
 		TrustedProxies:            p.list("TRUSTED_PROXIES"),
 		DatabaseURL:               p.databaseURL("DATABASE_URL"),
+		DatabaseReadURL:           p.databaseURL("DATABASE_READ_URL"),
 		DataDir:                   p.str("DATA_DIR", "./data"),
 		DBMaxOpenConns:            p.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
 		MigrateOnStart:            p.boolean("MIGRATE_ON_START", true),
@@ -188,6 +192,9 @@ func Load(env Lookup) (Config, error) {
 		LogLevel:                  p.logLevel("LOG_LEVEL", slog.LevelInfo),
 		MetricsToken:              p.str("METRICS_TOKEN", ""),
 		ReportingCurrency:         p.currency("REPORTING_CURRENCY"),
+	}
+	if c.DatabaseReadURL != "" && c.DatabaseURL == "" {
+		p.fail("DATABASE_READ_URL", "needs DATABASE_URL: a read replica is of PostgreSQL, not of the embedded database")
 	}
 	for _, proxy := range c.TrustedProxies {
 		if net.ParseIP(proxy) == nil {
