@@ -62,6 +62,10 @@ type Deps struct {
 	// Wire connects billing to voting as the server does (votes withdrawn
 	// when access is lost); nil connects nothing.
 	Wire func(*billing.Service, *voting.Service)
+	// Record, when set, receives every batch of Stripe events in the order
+	// they are delivered, before they are processed: the history as Stripe
+	// sent it, for a test to deliver again elsewhere.
+	Record func(events []map[string]any)
 }
 
 // Summary is what Seed made.
@@ -167,6 +171,7 @@ func Seed(ctx context.Context, d Deps, opt Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	pipe.record = d.Record
 
 	sum := &Summary{From: start, To: end, MRR: map[string]int64{}}
 	w := &world{log: logger, clock: clk, stripe: fake, members: ms, billing: bs, voting: vs, pipe: pipe, sum: sum}
@@ -221,6 +226,7 @@ type pipeline struct {
 	worker    *webhooks.Worker
 	secret    string
 	processed int
+	record    func([]map[string]any)
 }
 
 func startPipeline(db *sqldb.DB, b *billing.Service, logger *slog.Logger, clk *clock) (*pipeline, error) {
@@ -240,6 +246,9 @@ func startPipeline(db *sqldb.DB, b *billing.Service, logger *slog.Logger, clk *c
 func (p *pipeline) deliver(ctx context.Context, events []map[string]any) error {
 	if len(events) == 0 {
 		return nil
+	}
+	if p.record != nil {
+		p.record(events)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

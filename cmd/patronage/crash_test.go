@@ -227,7 +227,7 @@ func eventStatuses(t *testing.T, env map[string]string) map[string]int {
 
 // waitUntil checks cond every 100 ms until it holds or the time is up: a
 // wait on an observable outcome (the queue's work), with a deadline.
-func waitUntil(t *testing.T, limit time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, limit time.Duration, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
