@@ -70,6 +70,7 @@ func TestSoakMixedLoad(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
+	go vacuumEvery(ctx, t, dbURL, 20*time.Second)
 	start := time.Now()
 	var mu sync.Mutex
 	latencies := map[string][]time.Duration{}
@@ -233,6 +234,45 @@ func TestSoakMixedLoad(t *testing.T) {
 	}
 	t.Logf("FIGURES soak: %s of mixed load, machine CPU %.0f%% busy; %s; RSS %.1f → %.1f MB (%+.1f%%), goroutines %.0f → %.0f (after warm-up → last %s); vote answers %v",
 		duration, busy, strings.Join(lines, "; "), rss0/1e6, rss1/1e6, 100*(rss1/rss0-1), g0, g1, window, st.codes)
+}
+
+// vacuumEvery does what PostgreSQL's autovacuum does in production, which
+// the test machine's PostgreSQL runs without (autovacuum = off): it
+// vacuums and analyzes the schema's tables every so often, so the soak
+// measures Patronage and not tables choking on their dead rows (a
+// withdrawn vote, a folded figure, a worked job each leave one).
+func vacuumEvery(ctx context.Context, t *testing.T, dbURL string, every time.Duration) {
+	db := openURL(t, dbURL)
+	var on string
+	if err := db.QueryRowContext(ctx, `SHOW autovacuum`).Scan(&on); err != nil || on == "on" {
+		return // autovacuum does it
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rows, err := db.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
+		if err != nil {
+			return
+		}
+		var tables []string
+		for rows.Next() {
+			var name string
+			if rows.Scan(&name) == nil {
+				tables = append(tables, name)
+			}
+		}
+		rows.Close()
+		for _, name := range tables {
+			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) `+name); err != nil && ctx.Err() == nil {
+				t.Errorf("vacuum %s: %v", name, err)
+			}
+		}
+	}
 }
 
 func cmpOr(v, def string) string {
