@@ -72,7 +72,9 @@ func TestChaosPostgresOutage(t *testing.T) {
 			t.Errorf("%s answered %d in phase %d: %.300s", kind, code, p, body)
 		}
 		if code == http.StatusServiceUnavailable {
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if json.Unmarshal([]byte(body), &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
 				t.Errorf("%s answered 503 without a JSON error: %.300s", kind, body)
 			}

@@ -506,4 +506,3 @@ func withDataDir(t *testing.T, env map[string]string) map[string]string {
 	}
 	return out
 }
-
