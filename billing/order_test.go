@@ -138,7 +138,7 @@ func (w *world) chargeOfLatestInvoice(subID string) string {
 // twice at once, some together — the end state is the state in-order
 // delivery gives, and that is Stripe's state.
 func TestAnyDeliveryOrderEndsInStripesState(t *testing.T) {
-	orders := 200
+	orders := 100
 	if v := os.Getenv("PATRONAGE_ORDER_RUNS"); v != "" {
 		orders, _ = strconv.Atoi(v)
 	}
