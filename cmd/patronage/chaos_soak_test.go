@@ -48,6 +48,7 @@ func TestSoakMixedLoad(t *testing.T) {
 	}
 	// p99 targets from the issues that measured each path (docs/benchmarks.md).
 	targets := map[string]time.Duration{"vote": 20 * time.Millisecond, "webhook": 50 * time.Millisecond, "dashboard": 50 * time.Millisecond}
+	subscriptions := knob(t, "SOAK_SUBSCRIPTIONS", 20000)
 	workers := map[string]int{"vote": 64, "webhook": 16, "sign-up": 4, "sign-in": 4, "dashboard": 4}
 
 	rdb := startRedisProcess(t)
@@ -73,7 +74,7 @@ func TestSoakMixedLoad(t *testing.T) {
 	go vacuumEvery(ctx, t, dbURL, 20*time.Second)
 	start := time.Now()
 	var mu sync.Mutex
-	latencies := map[string][]time.Duration{}
+	latencies := map[string][]timed{}
 	errors := map[string]int{}
 	var signups, events atomic.Int64
 	fail := func(kind, what string) {
@@ -90,14 +91,14 @@ func TestSoakMixedLoad(t *testing.T) {
 			return api.vote(srv, patrons[w+64*(i%10)], round, rng, st)
 		},
 		"webhook": func(_, _ int, rng *rand.Rand) bool {
-			// The changes of 2,000 patrons' subscriptions — a payment
-			// failing and recovering, a second cup added and dropped — as
-			// a steady program's events are, not an endless stream of new
-			// ones.
+			// The changes of a program's subscriptions — a payment failing
+			// and recovering, a second cup added and dropped — spread over
+			// SOAK_SUBSCRIPTIONS of them (20,000: a 30-minute soak changes
+			// each about seven times, as a few months of renewals would).
 			n := events.Add(1)
-			patron := rng.IntN(2000)
+			patron := rng.IntN(subscriptions)
 			status, quantity := []string{"active", "active", "past_due"}[rng.IntN(3)], int64(1+rng.IntN(2))
-			ev := subscriptionEvent(fmt.Sprintf("evt_soak_%08d", n), fmt.Sprintf("sub_soak_%04d", patron), fmt.Sprintf("cus_soak_%04d", patron),
+			ev := subscriptionEvent(fmt.Sprintf("evt_soak_%08d", n), fmt.Sprintf("sub_soak_%06d", patron), fmt.Sprintf("cus_soak_%06d", patron),
 				status, quantity, start.Add(time.Duration(n)*time.Millisecond))
 			code, err := deliverEvent(api.client, srv.URL(), ev)
 			if err != nil || code != http.StatusOK {
@@ -145,14 +146,14 @@ func TestSoakMixedLoad(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(uint64(w), 7))
-				var mine []time.Duration
+				var mine []timed
 				for i := 0; ; i++ {
 					due, ok := sched.Next(ctx)
 					if !ok {
 						break
 					}
 					if fn(w, i, rng) {
-						mine = append(mine, time.Since(due))
+						mine = append(mine, timed{at: due.Sub(start), took: time.Since(due)})
 					}
 				}
 				mu.Lock()
@@ -164,8 +165,8 @@ func TestSoakMixedLoad(t *testing.T) {
 
 	// The server's memory and goroutines every 5 s, and the machine's CPU.
 	type sample struct {
-		at         time.Duration
-		rss, gorts float64
+		at               time.Duration
+		rss, heap, gorts float64
 	}
 	var samples []sample
 	cpu0 := cpuTimes(t)
@@ -175,7 +176,8 @@ func TestSoakMixedLoad(t *testing.T) {
 		case <-ctx.Done():
 			running = false
 		case <-tick.C:
-			samples = append(samples, sample{at: time.Since(start), rss: rssOf(t, srv.cmd.Process.Pid), gorts: goroutinesOf(t, api, srv)})
+			m := runtimeOf(t, api, srv)
+			samples = append(samples, sample{at: time.Since(start), rss: rssOf(t, srv.cmd.Process.Pid), heap: m["go_memstats_heap_inuse_bytes"], gorts: m["go_goroutines"]})
 		}
 	}
 	tick.Stop()
@@ -201,6 +203,7 @@ func TestSoakMixedLoad(t *testing.T) {
 	window := min(time.Minute, (duration-warm)/2)
 	rss0, rss1 := mean(warm, warm+window, func(s sample) float64 { return s.rss }), mean(duration-window, duration+time.Second, func(s sample) float64 { return s.rss })
 	g0, g1 := mean(warm, warm+window, func(s sample) float64 { return s.gorts }), mean(duration-window, duration+time.Second, func(s sample) float64 { return s.gorts })
+	h0, h1 := mean(warm, warm+window, func(s sample) float64 { return s.heap }), mean(duration-window, duration+time.Second, func(s sample) float64 { return s.heap })
 	if rss1 > rss0*1.10 {
 		t.Errorf("RSS grew from %.1f MB after warm-up to %.1f MB at the end (+%.1f%%): more than 10%%", rss0/1e6, rss1/1e6, 100*(rss1/rss0-1))
 	}
@@ -208,11 +211,22 @@ func TestSoakMixedLoad(t *testing.T) {
 		t.Errorf("goroutines grew from %.0f after warm-up to %.0f at the end", g0, g1)
 	}
 	busy := 100 * (1 - float64(cpu1.idle-cpu0.idle)/float64(cpu1.total-cpu0.total))
+	t.Logf("largest tables at the end: %s", largestTables(t, dbURL, 8))
 
 	var lines []string
 	missed := false
 	for _, kind := range []string{"vote", "webhook", "sign-up", "sign-in", "dashboard"} {
-		l := loadgen.Summarize(latencies[kind])
+		var all, early, late []time.Duration
+		for _, x := range latencies[kind] {
+			all = append(all, x.took)
+			if x.at >= warm && x.at < warm+window {
+				early = append(early, x.took)
+			}
+			if x.at >= duration-window {
+				late = append(late, x.took)
+			}
+		}
+		l := loadgen.Summarize(all)
 		target := "no target"
 		if d, ok := targets[kind]; ok {
 			target = "target " + loadgen.MS(d)
@@ -221,7 +235,8 @@ func TestSoakMixedLoad(t *testing.T) {
 				missed = true
 			}
 		}
-		lines = append(lines, fmt.Sprintf("%s %d at %.0f/s p50 %s p99 %s (%s), %d errors", kind, len(l), rates[kind], loadgen.MS(l.At(50)), loadgen.MS(l.At(99)), target, errors[kind]))
+		lines = append(lines, fmt.Sprintf("%s %d at %.0f/s p50 %s p99 %s (%s; after warm-up %s, last %s), %d errors", kind, len(l), rates[kind],
+			loadgen.MS(l.At(50)), loadgen.MS(l.At(99)), target, loadgen.MS(loadgen.Summarize(early).At(99)), loadgen.MS(loadgen.Summarize(late).At(99)), errors[kind]))
 	}
 	if missed && os.Getenv("SOAK_ENFORCE_LATENCY") == "1" {
 		t.Errorf("a p99 target was missed: %s", strings.Join(lines, "; "))
@@ -232,8 +247,8 @@ func TestSoakMixedLoad(t *testing.T) {
 			t.Errorf("votes answered %s %d times", code, n)
 		}
 	}
-	t.Logf("FIGURES soak: %s of mixed load, machine CPU %.0f%% busy; %s; RSS %.1f → %.1f MB (%+.1f%%), goroutines %.0f → %.0f (after warm-up → last %s); vote answers %v",
-		duration, busy, strings.Join(lines, "; "), rss0/1e6, rss1/1e6, 100*(rss1/rss0-1), g0, g1, window, st.codes)
+	t.Logf("FIGURES soak: %s of mixed load, machine CPU %.0f%% busy; %s; RSS %.1f → %.1f MB (%+.1f%%), Go heap in use %.1f → %.1f MB, goroutines %.0f → %.0f (after warm-up → last %s); vote answers %v",
+		duration, busy, strings.Join(lines, "; "), rss0/1e6, rss1/1e6, 100*(rss1/rss0-1), h0/1e6, h1/1e6, g0, g1, window, st.codes)
 }
 
 // vacuumEvery does what PostgreSQL's autovacuum does in production, which
@@ -275,6 +290,29 @@ func vacuumEvery(ctx context.Context, t *testing.T, dbURL string, every time.Dur
 	}
 }
 
+// largestTables names the schema's n largest tables with their rows and
+// size, so that a soak that slows down shows what grew.
+func largestTables(t *testing.T, dbURL string, n int) string {
+	db := openURL(t, dbURL)
+	rows, err := db.Query(`SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c
+		JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = current_schema() AND c.relkind = 'r'
+		ORDER BY 3 DESC LIMIT $1`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		var tuples, size int64
+		if err := rows.Scan(&name, &tuples, &size); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %d rows %.1f MB", name, tuples, float64(size)/1e6))
+	}
+	return strings.Join(out, ", ")
+}
+
 func cmpOr(v, def string) string {
 	if v == "" {
 		return def
@@ -298,22 +336,28 @@ func rssOf(t *testing.T, pid int) float64 {
 	return 0
 }
 
-// goroutinesOf reads go_goroutines from the server's /metrics.
-func goroutinesOf(t *testing.T, a *chaosAPI, r *replica) float64 {
+// timed is one answer's latency and when, from the start, it was due.
+type timed struct{ at, took time.Duration }
+
+// runtimeOf reads the Go runtime's figures (go_goroutines,
+// go_memstats_heap_inuse_bytes, …) from the server's /metrics.
+func runtimeOf(t *testing.T, a *chaosAPI, r *replica) map[string]float64 {
 	resp, err := a.client.Get(r.URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return n
+		if name, v, ok := strings.Cut(sc.Text(), " "); ok && strings.HasPrefix(name, "go_") {
+			out[name], _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	t.Fatal("no go_goroutines in /metrics")
-	return 0
+	if _, ok := out["go_goroutines"]; !ok {
+		t.Fatal("no go_goroutines in /metrics")
+	}
+	return out
 }
 
 type cpuSample struct{ idle, total uint64 }
