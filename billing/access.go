@@ -27,6 +27,7 @@ type SubscriptionFacts struct {
 	ID                 string
 	Status             string
 	Tier               string
+	Interval           string // billing interval: month, year
 	CurrentPeriodStart *time.Time
 	CurrentPeriodEnd   *time.Time
 	TrialEnd           *time.Time

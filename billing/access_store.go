@@ -149,9 +149,11 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		return effects{}, fmt.Errorf("create access row: %w", err)
 	}
 	var before Access
+	var beforeStatus, beforeInterval string
 	var until, welcomed, storedRecheck sql.NullTime
-	err := tx.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at, welcomed_at, recheck_at FROM member_access WHERE member_id = $1`+s.db.Dialect.ForUpdate(), memberID).
-		Scan(&before.Active, &before.Source, &before.Tier, &until, &welcomed, &storedRecheck)
+	err := tx.QueryRowContext(ctx, `SELECT active, source, tier_slug, until_at, welcomed_at, recheck_at, membership_status, billing_interval
+		FROM member_access WHERE member_id = $1`+s.db.Dialect.ForUpdate(), memberID).
+		Scan(&before.Active, &before.Source, &before.Tier, &until, &welcomed, &storedRecheck, &beforeStatus, &beforeInterval)
 	if errors.Is(err, sql.ErrNoRows) {
 		return effects{}, nil // the member was erased
 	}
@@ -169,6 +171,7 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		return effects{}, err
 	}
 	after, recheck := DecideAccess(subs, grants, now, s.grace)
+	was, is := membership{Access: before, Status: beforeStatus, Interval: beforeInterval}, membershipOf(after, subs)
 	var fx effects
 	// The welcome is for a member whose subscription has been active (or
 	// trialing) at some point in its history, which does not depend on the
@@ -192,14 +195,18 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 			}
 		}
 	}
-	if sameAccess(before, after) && sameTime(timePtr(storedRecheck), recheck) && !welcomedNow {
+	if sameAccess(before, after) && sameTime(timePtr(storedRecheck), recheck) && !welcomedNow && was.Status == is.Status && was.Interval == is.Interval {
 		return fx, nil // most events change nothing a member can see
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE member_access SET active = $2, source = $3, tier_slug = $4, until_at = $5, recheck_at = $6, welcomed_at = $7,
-		changed_at = CASE WHEN active <> $2 OR source <> $3 OR tier_slug <> $4 THEN $8 ELSE changed_at END WHERE member_id = $1`,
-		memberID, after.Active, after.Source, after.Tier, nullTime(after.Until), nullTime(recheck), welcomed, now)
+		changed_at = CASE WHEN active <> $2 OR source <> $3 OR tier_slug <> $4 THEN $8 ELSE changed_at END, membership_status = $9, billing_interval = $10
+		WHERE member_id = $1`,
+		memberID, after.Active, after.Source, after.Tier, nullTime(after.Until), nullTime(recheck), welcomed, now, is.Status, is.Interval)
 	if err != nil {
 		return effects{}, fmt.Errorf("save access: %w", err)
+	}
+	if err := s.emitMembership(ctx, tx, memberID, was, is); err != nil {
+		return effects{}, err
 	}
 	if !sameAccess(before, after) {
 		fx.changes = append(fx.changes, AccessChange{MemberID: memberID, Before: before, After: after})
@@ -225,7 +232,7 @@ func sameAccess(a, b Access) bool {
 }
 
 func subscriptionFacts(ctx context.Context, q querier, memberID string) ([]SubscriptionFacts, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, status, tier_slug, current_period_start, current_period_end, trial_end, cancel_at_period_end
+	rows, err := q.QueryContext(ctx, `SELECT id, status, tier_slug, billing_interval, current_period_start, current_period_end, trial_end, cancel_at_period_end
 		FROM subscriptions WHERE member_id = $1 AND state_at IS NOT NULL`, memberID)
 	if err != nil {
 		return nil, fmt.Errorf("read subscriptions: %w", err)
@@ -236,7 +243,7 @@ func subscriptionFacts(ctx context.Context, q querier, memberID string) ([]Subsc
 		var f SubscriptionFacts
 		var tier sql.NullString
 		var start, end, trial sql.NullTime
-		if err := rows.Scan(&f.ID, &f.Status, &tier, &start, &end, &trial, &f.CancelAtPeriodEnd); err != nil {
+		if err := rows.Scan(&f.ID, &f.Status, &tier, &f.Interval, &start, &end, &trial, &f.CancelAtPeriodEnd); err != nil {
 			return nil, fmt.Errorf("read subscriptions: %w", err)
 		}
 		f.Tier, f.CurrentPeriodStart, f.CurrentPeriodEnd, f.TrialEnd = tier.String, timePtr(start), timePtr(end), timePtr(trial)

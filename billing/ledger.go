@@ -132,6 +132,9 @@ func (s *Service) recordDonation(ctx context.Context, tx *sql.Tx, ev Event, cs c
 	if err != nil {
 		return fmt.Errorf("record donation: %w", err)
 	}
+	if err := s.announceDonation(ctx, tx, cs.ID); err != nil {
+		return err
+	}
 	return metrics.RefreshLedger(ctx, tx, s.db.Dialect, nil, nil, []string{cs.ID})
 }
 

@@ -49,8 +49,12 @@ func (r *recordingMail) Send(_ context.Context, m mail.Message) error {
 
 var lifecycleStart = time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
 
-func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode) *world {
+func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode, events ...members.EventSink) *world {
 	t.Helper()
+	var sink members.EventSink
+	if len(events) > 0 {
+		sink = events[0]
+	}
 	fake := stripefake.New(t)
 	fake.SetNow(lifecycleStart)
 	w := &world{t: t, db: db, stripe: fake, mode: mode, mail: &recordingMail{sent: make(chan mail.Message, 100)}, changes: make(chan billing.AccessChange, 1000)}
@@ -59,12 +63,13 @@ func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.members = members.NewService(members.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Mailer: w.mail, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
+	w.members = members.NewService(members.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Mailer: w.mail, Templates: templates, BaseURL: base, Logger: testenv.Logger(),
+		Events: sink})
 	t.Cleanup(func() { w.members.Close(context.Background()) })
 	// The service's clock follows Stripe's, so grace and period ends are
 	// judged at the scenario's time.
 	w.billing = billing.NewService(billing.Deps{DB: db, Stripe: fake.Client(t), Members: w.members, BaseURL: base, Logger: testenv.Logger(),
-		Templates: templates, WebhookMode: mode, Now: func() time.Time { return w.now }})
+		Templates: templates, WebhookMode: mode, Now: func() time.Time { return w.now }, Events: sink})
 	w.billing.OnAccessChange(func(c billing.AccessChange) {
 		select {
 		case w.changes <- c:

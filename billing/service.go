@@ -36,6 +36,7 @@ type Service struct {
 	subscribers []func(AccessChange)
 
 	eventSink EventSink // set by the process that runs the queue
+	events    members.EventSink
 
 	cacheMu    sync.Mutex
 	cached     []Tier
@@ -72,6 +73,9 @@ type Deps struct {
 	PastDueGrace time.Duration
 	// Templates renders patron mail; nil sends none.
 	Templates *mail.Templates
+	// Events hears membership and donation events inside the transactions
+	// that make them; nil hears nothing.
+	Events members.EventSink
 }
 
 // NewService builds the billing service.
@@ -92,7 +96,7 @@ func NewService(d Deps) *Service {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{db: d.DB, stripe: d.Stripe, members: d.Members, baseURL: d.BaseURL, logger: logger, now: now, opts: d.Options,
-		mode: mode, grace: grace, templates: d.Templates}
+		mode: mode, grace: grace, templates: d.Templates, events: d.Events}
 }
 
 // StripeConfigured reports whether a Stripe key is set.

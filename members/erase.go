@@ -40,6 +40,14 @@ func (s *Service) EraseMember(ctx context.Context, actor Actor, memberID string,
 				return fmt.Errorf("%s: %w", st.what, err)
 			}
 		}
+		if s.events != nil {
+			if err := s.events.ScrubMember(ctx, tx, memberID, m.Email); err != nil {
+				return err
+			}
+		}
+		if err := s.emit(ctx, tx, "member.deleted", "", map[string]any{"member": map[string]string{"id": memberID}}); err != nil {
+			return err
+		}
 		return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.erase",
 			SubjectType: "member", SubjectID: memberID, After: `{"erased":true}`, CreatedAt: now})
 	})

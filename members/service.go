@@ -32,6 +32,7 @@ type Service struct {
 	sending   sync.WaitGroup
 	cache     *ttlcache.Cache[string, Member]
 	sessions  *ttlcache.Cache[string, readSession] // by session id hash
+	events    EventSink
 }
 
 // Deps is what the Service needs.
@@ -43,6 +44,8 @@ type Deps struct {
 	BaseURL   *url.URL
 	Logger    *slog.Logger
 	Now       func() time.Time // defaults to the real clock
+	// Events hears member.created and member.deleted; nil hears nothing.
+	Events EventSink
 }
 
 // NewService builds the members service.
@@ -51,7 +54,7 @@ func NewService(d Deps) *Service {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, cache: newMemberCache(), sessions: newSessionCache()}
+	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, events: d.Events, cache: newMemberCache(), sessions: newSessionCache()}
 }
 
 // Close waits for mail still being sent, until ctx ends.
@@ -96,7 +99,7 @@ func (s *Service) SignUp(ctx context.Context, email, name, next string) error {
 		if !known {
 			now := s.now()
 			m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
-			err := insertMember(ctx, s.db, m)
+			err := s.db.InTx(ctx, func(tx *sql.Tx) error { return s.insertNew(ctx, tx, m) })
 			if errs.Is(err, errs.Conflict) { // a concurrent sign-up won the race
 				m, err = findMemberByEmail(ctx, s.db, email)
 			}
@@ -231,7 +234,7 @@ func (s *Service) CreateMember(ctx context.Context, actor Actor, email, name str
 	now := s.now()
 	m := Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := insertMember(ctx, tx, m); err != nil {
+		if err := s.insertNew(ctx, tx, m); err != nil {
 			return err
 		}
 		return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.create",
@@ -265,7 +268,7 @@ func (s *Service) EnsureStaff(ctx context.Context, actor Actor, email, name stri
 		case errs.Is(err, errs.NotFound):
 			m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: role, CreatedAt: now, UpdatedAt: now}
 			created = true
-			if err := insertMember(ctx, tx, m); err != nil {
+			if err := s.insertNew(ctx, tx, m); err != nil {
 				return err
 			}
 			return RecordAudit(ctx, tx, AuditEntry{ActorID: actor.MemberID, ActorLabel: actor.Label, Action: "member.create",
@@ -452,9 +455,34 @@ func (s *Service) FindOrCreateMember(ctx context.Context, email string) (Member,
 	}
 	now := s.now()
 	m = Member{ID: ids.New("mem"), Email: email, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
-	err = insertMember(ctx, s.db, m)
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error { return s.insertNew(ctx, tx, m) })
 	if errs.Is(err, errs.Conflict) {
 		return findMemberByEmail(ctx, s.db, email)
 	}
 	return m, err
+}
+
+// insertNew stores a new member and tells the event sink, in the caller's
+// transaction.
+func (s *Service) insertNew(ctx context.Context, tx *sql.Tx, m Member) error {
+	if err := insertMember(ctx, tx, m); err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, "member.created", m.ID, map[string]any{"member": MemberJSON{ID: m.ID, Email: m.Email, Name: m.Name}})
+}
+
+func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, memberID string, data any) error {
+	if s.events == nil {
+		return nil
+	}
+	return s.events.Emit(ctx, tx, typ, memberID, data)
+}
+
+// AdminEmails lists the admins' addresses, for mail only they should get.
+func (s *Service) AdminEmails(ctx context.Context) ([]string, error) {
+	list, err := sqldb.QueryStrings(ctx, s.db, `SELECT email FROM members WHERE role = $1 ORDER BY email`, string(RoleAdmin))
+	if err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	return list, nil
 }

@@ -73,7 +73,11 @@ func (s *Service) CloseRound(ctx context.Context, actor members.Actor, roundID s
 			WHERE id IN (SELECT topic_id FROM round_topics WHERE round_id = $1) AND status = 'in_round'`, roundID, now); err != nil {
 			return fmt.Errorf("mark winners: %w", err)
 		}
-		return nil
+		data, err := roundEvent(ctx, tx, roundID)
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, "round.closed", data)
 	})
 	if err != nil {
 		return Results{}, err
@@ -135,7 +139,8 @@ func (s *Service) CloseDueRounds(ctx context.Context) (int, error) {
 	return len(due), nil
 }
 
-// CloseRoundsArgs is the scheduled job that closes due rounds.
+// CloseRoundsArgs is the scheduled job that announces opened rounds and
+// closes due ones.
 type CloseRoundsArgs struct{}
 
 // Kind names the job in the queue.
@@ -147,6 +152,10 @@ type closeRoundsWorker struct {
 }
 
 func (w *closeRoundsWorker) Work(ctx context.Context, _ *river.Job[CloseRoundsArgs]) error {
+	if _, err := w.voting.AnnounceOpenedRounds(ctx); err != nil {
+		// Closing goes on; the next run announces them.
+		w.voting.logger.ErrorContext(ctx, "announce opened rounds", "err", err)
+	}
 	n, err := w.voting.CloseDueRounds(ctx)
 	if n > 0 {
 		w.voting.logger.InfoContext(ctx, "closed rounds", "count", n)

@@ -125,7 +125,10 @@ func (s *Service) CreateRound(ctx context.Context, actor members.Actor, in Round
 		if err := claimTopics(ctx, tx, r.ID, r.TopicIDs, now); err != nil {
 			return err
 		}
-		return audit(ctx, tx, actor, "round.create", "round", r.ID, nil, r, now)
+		if err := audit(ctx, tx, actor, "round.create", "round", r.ID, nil, r, now); err != nil {
+			return err
+		}
+		return s.announceOpening(ctx, tx, r.ID, now)
 	})
 	if err != nil {
 		return Round{}, err
@@ -504,7 +507,12 @@ func (s *Service) UpdateTopic(ctx context.Context, actor members.Actor, id strin
 		if voters, err = sqldb.QueryStrings(ctx, tx, `SELECT DISTINCT member_id FROM ballots WHERE topic_id = $1 ORDER BY member_id`, t.ID); err != nil {
 			return fmt.Errorf("find voters: %w", err)
 		}
-		return nil
+		rounds, err := sqldb.QueryStrings(ctx, tx, `SELECT round_id FROM round_topics WHERE topic_id = $1 ORDER BY round_id`, t.ID)
+		if err != nil {
+			return fmt.Errorf("find topic's rounds: %w", err)
+		}
+		return s.emit(ctx, tx, "topic.covered", map[string]any{"topic": map[string]any{"id": t.ID, "title": t.Title, "summary": t.Summary,
+			"article_url": article.String, "covered_at": now.Format(time.RFC3339), "round_ids": rounds, "voters": len(voters)}})
 	})
 	if err != nil {
 		return Topic{}, err

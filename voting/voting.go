@@ -17,6 +17,7 @@ import (
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/ttlcache"
+	"github.com/patronage/patronage/members"
 )
 
 // Voter is what voting needs to know about a member.
@@ -42,6 +43,7 @@ type Service struct {
 	eligible Eligibility
 	logger   *slog.Logger
 	now      func() time.Time
+	events   members.EventSink
 
 	onCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
 
@@ -73,6 +75,9 @@ type Deps struct {
 	// OnCovered hears, once per topic, that a won topic was covered, with
 	// who voted for it (to mail them the article). It runs after commit.
 	OnCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
+	// Events hears round.opened, round.closed and topic.covered inside the
+	// transactions that make them; nil hears nothing.
+	Events members.EventSink
 }
 
 // NewService builds the voting service.
@@ -85,7 +90,7 @@ func NewService(d Deps) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, locks: map[string]*sync.RWMutex{}, rebuilding: map[string]bool{}, rounds: ttlcache.New[string, cachedRound](roundCacheTTL, 10000),
+	return &Service{db: d.DB, redis: d.Redis, eligible: d.Eligibility, logger: logger, now: now, events: d.Events, locks: map[string]*sync.RWMutex{}, rebuilding: map[string]bool{}, rounds: ttlcache.New[string, cachedRound](roundCacheTTL, 10000),
 		tallies: ttlcache.New[string, Tally](tallyCacheTTL, 10000), announcing: map[string]bool{},
 		pending: make(chan *cast, 4*maxBatch), onCovered: d.OnCovered}
 }

@@ -114,6 +114,15 @@ var access = map[string]accessClass{
 	"POST /api/v1/staff/rounds/:id/close":            staffAPI,
 	"GET /api/v1/staff/webhooks/events":              staffAPI,
 	"POST /api/v1/staff/webhooks/events/:id/retry":   adminAPI,
+	// Endpoints receive patrons' names and addresses: admins only.
+	"GET /api/v1/staff/webhook-endpoints":                                        adminAPI,
+	"POST /api/v1/staff/webhook-endpoints":                                       adminAPI,
+	"GET /api/v1/staff/webhook-endpoints/:id":                                    adminAPI,
+	"PATCH /api/v1/staff/webhook-endpoints/:id":                                  adminAPI,
+	"DELETE /api/v1/staff/webhook-endpoints/:id":                                 adminAPI,
+	"POST /api/v1/staff/webhook-endpoints/:id/rotate-secret":                     adminAPI,
+	"GET /api/v1/staff/webhook-endpoints/:id/deliveries":                         adminAPI,
+	"POST /api/v1/staff/webhook-endpoints/:id/deliveries/:delivery_id/redeliver": adminAPI,
 }
 
 // caller is one kind of client: the headers its next request carries (a

@@ -102,4 +102,12 @@ func (s *Server) routes() {
 	staff.POST("/rounds/:id/close", s.staffCloseRound)
 	staff.GET("/webhooks/events", s.staffWebhookEvents)
 	staff.POST("/webhooks/events/:id/retry", s.requireAdmin, s.staffRetryWebhookEvent)
+	staff.GET("/webhook-endpoints", s.requireAdmin, s.staffListEndpoints)
+	staff.POST("/webhook-endpoints", s.requireAdmin, s.staffCreateEndpoint)
+	staff.GET("/webhook-endpoints/:id", s.requireAdmin, s.staffGetEndpoint)
+	staff.PATCH("/webhook-endpoints/:id", s.requireAdmin, s.staffUpdateEndpoint)
+	staff.DELETE("/webhook-endpoints/:id", s.requireAdmin, s.staffDeleteEndpoint)
+	staff.POST("/webhook-endpoints/:id/rotate-secret", s.requireAdmin, s.staffRotateEndpointSecret)
+	staff.GET("/webhook-endpoints/:id/deliveries", s.requireAdmin, s.staffEndpointDeliveries)
+	staff.POST("/webhook-endpoints/:id/deliveries/:delivery_id/redeliver", s.requireAdmin, s.staffRedeliver)
 }

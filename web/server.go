@@ -22,6 +22,7 @@ import (
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
+	"github.com/patronage/patronage/outgoing"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
@@ -45,7 +46,8 @@ type Deps struct {
 	// ReportingCurrency is the currency staff totals are also converted
 	// into ("" for none).
 	ReportingCurrency string
-	Intake            *webhooks.Intake // nil: webhooks not configured
+	Intake            *webhooks.Intake  // nil: webhooks not configured
+	Outgoing          *outgoing.Service // nil: the webhook-endpoint routes answer 503
 	WebhookSecrets    []string
 	Access            AccessSource // nil until billing is wired: nobody has access
 	Limiter           *ratelimit.Limiter
@@ -93,6 +95,7 @@ type Server struct {
 	rates          *metrics.Service // exchange rates, on the primary
 	reporting      string           // lower case; "" for none
 	intake         *webhooks.Intake
+	outgoing       *outgoing.Service
 	webhookSecrets []string
 	access         AccessSource
 	limiter        *ratelimit.Limiter
@@ -130,6 +133,7 @@ func New(d Deps) (*Server, error) {
 		reporting:      strings.ToLower(d.ReportingCurrency),
 		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,
+		outgoing:       d.Outgoing,
 		webhookSecrets: d.WebhookSecrets,
 		access:         d.Access,
 		limiter:        d.Limiter,

@@ -31,6 +31,7 @@ import (
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
+	"github.com/patronage/patronage/outgoing"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/webhooks"
 )
@@ -71,12 +72,14 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 		t.Fatal(err)
 	}
 	box := newOutbox()
-	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
 	queue, err := jobs.New(db, nil, testenv.Logger(), jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger()})
+	hooks := outgoing.NewService(outgoing.Deps{DB: db, Logger: testenv.Logger()})
+	hooks.Attach(queue)
+	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
+	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
 	d := Deps{
 		Logger:                testenv.Logger(),
 		DB:                    db,
@@ -86,8 +89,9 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 		Billing:               billingService,
 		Access:                billingService,
 		Metrics:               metrics.NewService(db),
-		Voting:                voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: accessVoters{billingService}, Logger: testenv.Logger()}),
+		Voting:                voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: accessVoters{billingService}, Logger: testenv.Logger(), Events: hooks}),
 		Intake:                webhooks.NewIntake(db, queue, nil),
+		Outgoing:              hooks,
 		WebhookSecrets:        []string{testWebhookSecret},
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               base,

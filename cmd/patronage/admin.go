@@ -100,7 +100,11 @@ func adminCreate(ctx context.Context, getenv func(string) string, stdout io.Writ
 	if rdb != nil {
 		defer rdb.Close()
 	}
-	svc, err := newMembers(cfg, db, rdb, logger)
+	hooks, err := newOutgoing(cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	svc, err := newMembers(cfg, db, rdb, logger, hooks)
 	if err != nil {
 		return err
 	}
@@ -139,7 +143,7 @@ func adminRevoke(ctx context.Context, getenv func(string) string, stdout io.Writ
 		return err
 	}
 	defer db.Close()
-	svc, err := newMembers(cfg, db, nil, logger)
+	svc, err := newMembers(cfg, db, nil, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
+	"github.com/patronage/patronage/outgoing"
 	"github.com/patronage/patronage/voting"
 	"github.com/patronage/patronage/web"
 	"github.com/patronage/patronage/webhooks"
@@ -72,7 +73,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rdb.Collector(),
 	)
 
-	memberService, err := newMembers(cfg, db, rdb, logger)
+	// Outgoing webhooks: events are stored with the changes that make
+	// them; the queue, once started, delivers them. An endpoint disabled
+	// after days of failures is mailed to the admins.
+	var memberService *members.Service
+	hooks := outgoing.NewService(outgoing.Deps{DB: db, Logger: logger, AllowPrivateTargets: cfg.AllowPrivateWebhookTarget,
+		OnDisabled: func(ctx context.Context, e outgoing.Endpoint) {
+			mailEndpointDisabled(ctx, memberService, cfg, e, logger)
+		}})
+	memberService, err = newMembers(cfg, db, rdb, logger, hooks)
 	if err != nil {
 		return err
 	}
@@ -82,7 +91,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		memberService.Close(ctx)
 	}()
 
-	billingService, err := newBilling(cfg, db, memberService, logger)
+	billingService, err := newBilling(cfg, db, memberService, logger, hooks)
 	if err != nil {
 		return err
 	}
@@ -96,7 +105,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("mail templates: %w", err)
 	}
 	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger,
-		OnCovered: mailCoveredTopic(memberService, templates, logger)})
+		OnCovered: mailCoveredTopic(memberService, templates, logger), Events: hooks})
 	withdrawOnLostAccess(billingService, votingService, logger)
 	// Redis may have lost tallies while no server ran (a restart of the
 	// embedded one always does): rebuild open rounds' from the ballots.
@@ -126,7 +135,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
-	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, logger)
+	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, hooks, logger)
 	if err != nil {
 		return err
 	}
@@ -151,6 +160,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ReadDB:                readDB,
 		ReportingCurrency:     cfg.ReportingCurrency,
 		Intake:                intake,
+		Outgoing:              hooks,
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,
 		CustomCSSURL:          cfg.CustomCSSURL,
@@ -174,24 +184,69 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // startQueue starts the job queue's workers: Stripe event processing,
 // billing's scheduled jobs and voting's round closing.
-func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, v *voting.Service, logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
+func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, v *voting.Service, o *outgoing.Service,
+	logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, webhooks.NewWorker(db, webhooks.BillingHandlers(b), logger, nil))
 	periodic := append(b.AddJobs(workers, cfg.StripeSyncInterval, cfg.JobRescueAfter), v.AddJobs(workers)...)
-	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter, Periodic: periodic})
+	periodic = append(periodic, o.AddWorker(workers)...)
+	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter,
+		Periodic: periodic, Queues: map[string]int{outgoing.Queue: outgoingWorkers}})
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, nil, fmt.Errorf("start job queue: %w", err)
 	}
+	o.Attach(queue)
+	if err := o.QueuePending(ctx); err != nil {
+		return nil, nil, err
+	}
 	intake := webhooks.NewIntake(db, queue, nil)
 	b.SetEventSink(intake.BillingSink())
 	return intake, queue, nil
 }
 
+// outgoingWorkers is how many deliveries to the newsroom's endpoints run
+// at once in a process (at most outgoing's per-endpoint share each).
+const outgoingWorkers = 20
+
+// newOutgoing is the outgoing webhooks for a command: events it causes
+// are stored and queued, for the server's queue to deliver.
+func newOutgoing(cfg config.Config, db *sqldb.DB, logger *slog.Logger) (*outgoing.Service, error) {
+	o := outgoing.NewService(outgoing.Deps{DB: db, Logger: logger, AllowPrivateTargets: cfg.AllowPrivateWebhookTarget})
+	q, err := jobs.New(db, nil, logger, jobs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	o.Attach(q)
+	return o, nil
+}
+
+// mailEndpointDisabled tells every admin that an endpoint was disabled.
+func mailEndpointDisabled(ctx context.Context, m *members.Service, cfg config.Config, e outgoing.Endpoint, logger *slog.Logger) {
+	logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint", e.ID, "reason", e.DisabledReason)
+	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	if err != nil || m == nil {
+		return
+	}
+	admins, err := m.AdminEmails(ctx)
+	if err != nil {
+		logger.ErrorContext(ctx, "mail admins about a disabled webhook endpoint", "err", err)
+		return
+	}
+	for _, to := range admins {
+		msg, err := templates.EndpointDisabled(to, e.ID, e.URL, e.DisabledReason)
+		if err != nil {
+			logger.ErrorContext(ctx, "render endpoint disabled mail", "err", err)
+			return
+		}
+		m.SendMail(msg)
+	}
+}
+
 // newMembers builds the members service with its mailer.
-func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog.Logger) (*members.Service, error) {
+func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog.Logger, events members.EventSink) (*members.Service, error) {
 	mailer, err := mail.New(cfg.SMTPURL, cfg.MailFrom, logger)
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
@@ -200,12 +255,12 @@ func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog
 	if err != nil {
 		return nil, fmt.Errorf("mail templates: %w", err)
 	}
-	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger}), nil
+	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events}), nil
 }
 
 // newBilling builds the billing service; without STRIPE_SECRET_KEY it runs
 // with payments not configured.
-func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slog.Logger) (*billing.Service, error) {
+func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slog.Logger, events members.EventSink) (*billing.Service, error) {
 	var sc *client.API
 	if cfg.StripeSecretKey != "" {
 		var err error
@@ -228,7 +283,7 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 		logger.Warn("STRIPE_WEBHOOK_MODE=fetch without STRIPE_SECRET_KEY: events are stored but fail until the key is set")
 	}
 	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger, Templates: templates,
-		WebhookMode: billing.WebhookMode(cfg.StripeWebhookMode), PastDueGrace: cfg.PastDueGrace,
+		WebhookMode: billing.WebhookMode(cfg.StripeWebhookMode), PastDueGrace: cfg.PastDueGrace, Events: events,
 		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds}}), nil
 }
 

@@ -69,11 +69,15 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer db.Close()
-	memberService, err := newMembers(cfg, db, nil, logger)
+	hooks, err := newOutgoing(cfg, db, logger)
 	if err != nil {
 		return err
 	}
-	svc, err := newBilling(cfg, db, memberService, logger)
+	memberService, err := newMembers(cfg, db, nil, logger, hooks)
+	if err != nil {
+		return err
+	}
+	svc, err := newBilling(cfg, db, memberService, logger, hooks)
 	if err != nil {
 		return err
 	}

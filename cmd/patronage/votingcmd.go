@@ -50,7 +50,11 @@ func runVoting(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("voting %s needs the Redis the server uses: %w", sub, err)
 	}
 	defer rdb.Close()
-	v := voting.NewService(voting.Deps{DB: db, Redis: rdb, Logger: logger})
+	hooks, err := newOutgoing(cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	v := voting.NewService(voting.Deps{DB: db, Redis: rdb, Logger: logger, Events: hooks})
 	rounds := args[1:]
 	if len(rounds) == 0 {
 		if rounds, err = v.OpenRounds(ctx); err != nil {

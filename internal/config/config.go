@@ -68,6 +68,7 @@ type Config struct {
 	JobRescueAfter            time.Duration     // JOB_RESCUE_AFTER: a job running this long is taken for lost and rerun
 	PastDueGrace              time.Duration     // PAST_DUE_GRACE: access kept after a failed payment
 	StripeSyncInterval        time.Duration     // STRIPE_SYNC_INTERVAL: how often reconciliation runs; 0 = never
+	AllowPrivateWebhookTarget bool              // ALLOW_PRIVATE_WEBHOOK_TARGETS: outgoing webhooks may reach loopback and private networks
 	DonationBounds            map[string]MinMax // DONATION_BOUNDS: per-currency gift limits in minor units
 	CustomCSSURL              string            // CUSTOM_CSS_URL: the newsroom's stylesheet
 
@@ -187,6 +188,7 @@ func Load(env Lookup) (Config, error) {
 		JobRescueAfter:            p.duration("JOB_RESCUE_AFTER", 10*time.Minute),
 		PastDueGrace:              p.days("PAST_DUE_GRACE", 7*24*time.Hour, false),
 		StripeSyncInterval:        p.days("STRIPE_SYNC_INTERVAL", 24*time.Hour, true),
+		AllowPrivateWebhookTarget: p.boolean("ALLOW_PRIVATE_WEBHOOK_TARGETS", false),
 		DonationBounds:            p.bounds("DONATION_BOUNDS"),
 		CustomCSSURL:              p.cssURL("CUSTOM_CSS_URL"),
 		LogLevel:                  p.logLevel("LOG_LEVEL", slog.LevelInfo),

@@ -58,6 +58,9 @@ type Options struct {
 	// Periodic jobs are inserted on their schedule by whichever process
 	// River elects leader, so several replicas run each once.
 	Periodic []*river.PeriodicJob
+	// Queues are further queues beside the default one, each with its
+	// own workers: jobs there never wait for the default queue's.
+	Queues map[string]int
 }
 
 // New builds a client that works the given workers. Start it with
@@ -91,6 +94,9 @@ func New(db *sqldb.DB, workers *river.Workers, logger *slog.Logger, opts Options
 	if workers != nil {
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
+		for name, n := range opts.Queues {
+			cfg.Queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+		}
 		cfg.PeriodicJobs = opts.Periodic
 	}
 	c, err := river.NewClient(driver(db), cfg)

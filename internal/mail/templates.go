@@ -23,6 +23,7 @@ const (
 	paymentFailed = "payment_failed"
 	trialEnding   = "trial_ending"
 	topicCovered  = "topic_covered"
+	endpointOff   = "webhook_endpoint_disabled"
 )
 
 // Templates renders the named message templates. All templates are
@@ -46,7 +47,7 @@ func NewTemplates(newsroom string) (*Templates, error) {
 		text:     make(map[string]*texttemplate.Template),
 		html:     make(map[string]*htmltemplate.Template),
 	}
-	for _, name := range []string{signInLink, welcomePatron, paymentFailed, trialEnding, topicCovered} {
+	for _, name := range []string{signInLink, welcomePatron, paymentFailed, trialEnding, topicCovered, endpointOff} {
 		text, err := texttemplate.ParseFS(templateFS, "templates/layout.txt", "templates/"+name+".txt")
 		if err != nil {
 			return nil, fmt.Errorf("parse mail template %s: %w", name, err)
@@ -92,6 +93,14 @@ func (t *Templates) PaymentFailed(to, name string, amountMinor int64, currency s
 	return t.render(paymentFailed, to, struct {
 		Newsroom, Name, Amount, UpdateURL string
 	}{t.newsroom, strings.TrimSpace(name), FormatAmount(amountMinor, currency), updateURL})
+}
+
+// EndpointDisabled tells an admin that a webhook endpoint was disabled
+// after failing, and how to bring it back.
+func (t *Templates) EndpointDisabled(to, id, url, reason string) (Message, error) {
+	return t.render(endpointOff, to, struct {
+		Newsroom, ID, URL, Reason string
+	}{t.newsroom, id, url, reason})
 }
 
 // TrialEnding warns that a trial ends; name may be empty. endsAt is shown as
