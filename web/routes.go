@@ -20,6 +20,7 @@ func (s *Server) routes() {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/api/v1/openapi.yaml", s.openAPI)
+	e.GET("/.well-known/jwks.json", s.jwks)
 
 	// Pages a reader sees.
 	static, _ := fs.Sub(staticFiles, "static")
@@ -57,7 +58,10 @@ func (s *Server) routes() {
 	api.POST("/members", s.signUp)
 	api.POST("/auth/magic-link", s.requestMagicLink)
 	api.POST("/auth/logout", s.logout)
-	api.GET("/me", s.me)
+	api.GET("/me", s.cors, s.me)
+	api.OPTIONS("/me", s.cors)
+	api.GET("/me/token", s.cors, s.meToken)
+	api.OPTIONS("/me/token", s.cors)
 	api.GET("/tiers", s.listTiers)
 	api.POST("/checkout/subscription", s.checkoutSubscription)
 	api.POST("/checkout/donation", s.checkoutDonation)

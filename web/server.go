@@ -20,6 +20,7 @@ import (
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/statustoken"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
 	"github.com/patronage/patronage/outgoing"
@@ -48,16 +49,22 @@ type Deps struct {
 	ReportingCurrency string
 	Intake            *webhooks.Intake  // nil: webhooks not configured
 	Outgoing          *outgoing.Service // nil: the webhook-endpoint routes answer 503
-	WebhookSecrets    []string
-	Access            AccessSource // nil until billing is wired: nobody has access
-	Limiter           *ratelimit.Limiter
-	BaseURL           *url.URL
-	Newsroom          string
-	CustomCSSURL      string
-	CustomCSSPath     string // a stylesheet file served at /custom.css when CustomCSSURL is empty
-	MaxBodyBytes      int64
-	MetricsToken      string
-	TrustedProxies    []string
+	// StatusTokens signs readers' status tokens and publishes their keys
+	// (nil: those routes answer 503).
+	StatusTokens *statustoken.Keys
+	// CORSAllowedOrigins are the newsroom's own sites, which may read a
+	// signed-in reader's status with their cookie.
+	CORSAllowedOrigins []string
+	WebhookSecrets     []string
+	Access             AccessSource // nil until billing is wired: nobody has access
+	Limiter            *ratelimit.Limiter
+	BaseURL            *url.URL
+	Newsroom           string
+	CustomCSSURL       string
+	CustomCSSPath      string // a stylesheet file served at /custom.css when CustomCSSURL is empty
+	MaxBodyBytes       int64
+	MetricsToken       string
+	TrustedProxies     []string
 
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
@@ -96,6 +103,8 @@ type Server struct {
 	reporting      string           // lower case; "" for none
 	intake         *webhooks.Intake
 	outgoing       *outgoing.Service
+	statusTokens   *statustoken.Keys
+	corsOrigins    map[string]bool
 	webhookSecrets []string
 	access         AccessSource
 	limiter        *ratelimit.Limiter
@@ -134,6 +143,8 @@ func New(d Deps) (*Server, error) {
 		streamsDone:    make(chan struct{}),
 		intake:         d.Intake,
 		outgoing:       d.Outgoing,
+		statusTokens:   d.StatusTokens,
+		corsOrigins:    map[string]bool{},
 		webhookSecrets: d.WebhookSecrets,
 		access:         d.Access,
 		limiter:        d.Limiter,
@@ -171,6 +182,9 @@ func New(d Deps) (*Server, error) {
 		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "This address does not accept the "+c.Request.Method+" method.", nil)
 	})
 	s.engine = e
+	for _, o := range d.CORSAllowedOrigins {
+		s.corsOrigins[strings.ToLower(o)] = true
+	}
 	s.routes()
 	return s, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/statustoken"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
@@ -78,6 +79,10 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 	}
 	hooks := outgoing.NewService(outgoing.Deps{DB: db, Logger: testenv.Logger()})
 	hooks.Attach(queue)
+	statusTokens := statustoken.New(db, base.String(), nil)
+	if err := statusTokens.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
 	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
 	d := Deps{
@@ -92,6 +97,8 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 		Voting:                voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: accessVoters{billingService}, Logger: testenv.Logger(), Events: hooks}),
 		Intake:                webhooks.NewIntake(db, queue, nil),
 		Outgoing:              hooks,
+		StatusTokens:          statusTokens,
+		CORSAllowedOrigins:    []string{"https://www.patrons.test"},
 		WebhookSecrets:        []string{testWebhookSecret},
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               base,

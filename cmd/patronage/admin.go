@@ -11,6 +11,7 @@ import (
 	"github.com/patronage/patronage/internal/config"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/statustoken"
 	"github.com/patronage/patronage/members"
 )
 
@@ -20,13 +21,16 @@ const adminUsage = `Usage:
       then print a one-time sign-in link and a new API token (shown once).
   patronage admin revoke-token TOKEN_OR_ID
       Revoke an API token, given the token itself or its id (tok_…).
+  patronage admin rotate-status-key
+      Sign readers' status tokens with a new key from now on (other replicas
+      within a minute); the old key stays published for an hour.
 `
 
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-help" || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprint(stdout, adminUsage)
 		if len(args) == 0 {
-			return &usageError{"admin: missing subcommand (create or revoke-token)"}
+			return &usageError{"admin: missing subcommand (create, revoke-token or rotate-status-key)"}
 		}
 		return errHelp
 	}
@@ -57,8 +61,23 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			return &usageError{"admin revoke-token: give exactly one token or token id"}
 		}
 		return adminRevoke(ctx, getenv, stdout, fs.Arg(0))
+	case "rotate-status-key":
+		if fs.NArg() != 0 {
+			return &usageError{"admin rotate-status-key: takes no arguments"}
+		}
+		cfg, db, _, err := openAdmin(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		id, err := statustoken.New(db, cfg.BaseURL.String(), nil).Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Status tokens are signed with key %s from now on; the previous key stays published for an hour.\n", id)
+		return nil
 	default:
-		return &usageError{fmt.Sprintf("admin: unknown subcommand %q (want create or revoke-token)", sub)}
+		return &usageError{fmt.Sprintf("admin: unknown subcommand %q (want create, revoke-token or rotate-status-key)", sub)}
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/statustoken"
 	"github.com/patronage/patronage/internal/stripeapi"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/metrics"
@@ -147,6 +148,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}()
 
+	// Readers' status tokens for the newsroom's site, signed with a key
+	// kept in the database (made at the first start).
+	statusTokens := statustoken.New(db, cfg.BaseURL.String(), nil)
+	if err := statusTokens.Ensure(ctx); err != nil {
+		return err
+	}
+
 	srv, err := web.New(web.Deps{
 		Logger:                logger,
 		DB:                    db,
@@ -161,6 +169,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ReportingCurrency:     cfg.ReportingCurrency,
 		Intake:                intake,
 		Outgoing:              hooks,
+		StatusTokens:          statusTokens,
+		CORSAllowedOrigins:    cfg.CORSAllowedOrigins,
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,
 		CustomCSSURL:          cfg.CustomCSSURL,

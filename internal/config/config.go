@@ -29,6 +29,10 @@ type Config struct {
 	BaseURL        *url.URL // BASE_URL: the public origin of this installation
 	HTTPAddr       string   // HTTP_ADDR: listen address
 	TrustedProxies []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
+	// CORSAllowedOrigins (CORS_ALLOWED_ORIGINS) are the newsroom's own
+	// sites, whose pages may read a signed-in reader's status with their
+	// cookie (GET /api/v1/me, /api/v1/me/token).
+	CORSAllowedOrigins []string
 
 	DatabaseURL string // DATABASE_URL: postgres://…; empty means embedded SQLite
 	// DatabaseReadURL (DATABASE_READ_URL) is a PostgreSQL read replica the
@@ -158,6 +162,7 @@ func Load(env Lookup) (Config, error) {
 		BaseURL:                   p.baseURL("BASE_URL", "http://localhost:8080"),
 		HTTPAddr:                  p.addr("HTTP_ADDR", ":8080"),
 		TrustedProxies:            p.list("TRUSTED_PROXIES"),
+		CORSAllowedOrigins:        p.origins("CORS_ALLOWED_ORIGINS"),
 		DatabaseURL:               p.databaseURL("DATABASE_URL"),
 		DatabaseReadURL:           p.databaseURL("DATABASE_READ_URL"),
 		DataDir:                   p.str("DATA_DIR", "./data"),
@@ -251,6 +256,21 @@ func (p *parser) list(name string) []string {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// origins is a comma-separated list of web origins (scheme://host[:port]),
+// each exactly as a browser sends it in Origin.
+func (p *parser) origins(name string) []string {
+	var out []string
+	for _, o := range p.list(name) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			p.fail(name, "%q is not an origin: want scheme://host[:port], such as https://www.example.org", o)
+			continue
+		}
+		out = append(out, u.Scheme+"://"+strings.ToLower(u.Host))
 	}
 	return out
 }

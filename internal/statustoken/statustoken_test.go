@@ -1,0 +1,97 @@
+package statustoken_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/statustoken"
+	"github.com/patronage/patronage/internal/testenv"
+)
+
+// Replicas starting together make one key between them; every token is
+// signed with it and verifies against the set.
+func TestReplicasStartingTogetherShareOneKey(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- statustoken.New(db, "https://patrons.test", nil).Ensure(context.Background())
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM signing_keys`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d keys (%v), want 1", n, err)
+		}
+	})
+}
+
+// A retired key stays in the set for an hour, so its tokens (15 minutes)
+// verify to the end, then leaves; a token claiming another algorithm, or
+// none, never verifies.
+func TestRetiredKeysStayPublishedLongerThanTheirTokensLive(t *testing.T) {
+	db := testenv.MigratedSQLite(t)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	keys := statustoken.New(db, "https://patrons.test", func() time.Time { return now })
+	ctx := context.Background()
+	if err := keys.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := keys.Issue(ctx, "mem_1", statustoken.Access{Active: true, Tier: "coffee", Source: "subscription"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := keys.JWKS(ctx)
+	if n := strings.Count(string(set), `"kid"`); n != 2 {
+		t.Fatalf("after a rotation the set has %d keys: %s", n, set)
+	}
+	c, err := statustoken.Verify(old, set, "https://patrons.test", now.Add(14*time.Minute))
+	if err != nil || !c.Active || c.Tier != "coffee" || c.Subject != "mem_1" {
+		t.Fatalf("the old token: %+v %v", c, err)
+	}
+	now = now.Add(61 * time.Minute)
+	if _, err := keys.Rotate(ctx); err != nil { // rereads the keys
+		t.Fatal(err)
+	}
+	set, _ = keys.JWKS(ctx)
+	if n := strings.Count(string(set), `"kid"`); n != 2 {
+		t.Fatalf("an hour after the first rotation the set has %d keys, want the current and the one just retired: %s", n, set)
+	}
+
+	// Algorithm confusion: "none", and HS256 keyed with the public key.
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	claims, _ := json.Marshal(map[string]any{"sub": "mem_1", "active": true, "aud": statustoken.Audience, "iss": "https://patrons.test", "exp": now.Add(time.Hour).Unix()})
+	none := header + "." + base64.RawURLEncoding.EncodeToString(claims) + "."
+	var parsed struct{ Keys []statustoken.JWK }
+	_ = json.Unmarshal(set, &parsed)
+	pub, _ := base64.RawURLEncoding.DecodeString(parsed.Keys[0].X)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "mem_1", "active": true, "aud": statustoken.Audience, "iss": "https://patrons.test",
+		"exp": now.Add(time.Hour).Unix()})
+	tok.Header["kid"] = parsed.Keys[0].KeyID
+	hs, _ := tok.SignedString(pub)
+	for name, forged := range map[string]string{"none": none, "HS256": hs} {
+		if _, err := statustoken.Verify(forged, set, "https://patrons.test", now); err == nil {
+			t.Errorf("a token with alg %s verifies", name)
+		}
+	}
+}
