@@ -76,6 +76,8 @@ var access = map[string]accessClass{
 	"GET /api/v1/me/token":                      memberAPI,
 	"OPTIONS /api/v1/me/token":                  public,
 	"GET /.well-known/jwks.json":                public,
+	"GET /embed/join":                           public,
+	"GET /embed/vote":                           public,
 	"GET /api/v1/tiers":                         public,
 	"POST /api/v1/checkout/subscription":        public,
 	"POST /api/v1/checkout/donation":            public,

@@ -38,10 +38,20 @@ func (s *Server) joinPage(c *gin.Context) {
 }
 
 func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, problem string) {
-	tiers, err := s.billing.ActiveTiers(c.Request.Context())
+	d, err := s.joinDataFor(c, currency, interval)
 	if err != nil {
 		s.failPage(c, err)
 		return
+	}
+	s.renderPage(c, status, "join.html", pageData{Title: "Become a patron", Join: &d, Error: problem})
+}
+
+// joinDataFor is what a join page or box shows for a currency and interval
+// (the first currency and monthly when those are not offered).
+func (s *Server) joinDataFor(c *gin.Context, currency, interval string) (joinData, error) {
+	tiers, err := s.billing.ActiveTiers(c.Request.Context())
+	if err != nil {
+		return joinData{}, err
 	}
 	d := joinData{Interval: "month", Nonce: ids.Secret()}
 	if interval == "year" {
@@ -78,7 +88,7 @@ func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, prob
 	if _, err := s.currentMember(c); err == nil {
 		d.SignedIn = true
 	}
-	s.renderPage(c, status, "join.html", pageData{Title: "Become a patron", Join: &d, Error: problem})
+	return d, nil
 }
 
 // joinSubscribe starts Checkout from the join page's form and sends the

@@ -195,12 +195,19 @@ func (s *Server) signOutForm(c *gin.Context) {
 
 // securityHeaders keeps pages from being framed, sniffed or leaking URLs
 // (sign-in links carry tokens) to other sites.
-func securityHeaders(c *gin.Context) {
+func (s *Server) securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' https:; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com https://billing.stripe.com; base-uri 'none'; object-src 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' https:; frame-ancestors 'none'; form-action "+s.formAction()+"; base-uri 'none'; object-src 'none'")
 	c.Next()
+}
+
+// formAction is where the pages' forms may lead: here, and Stripe's
+// Checkout and billing portal, which a form's answer redirects to (also
+// where STRIPE_API_BASE serves them, for stripe-mock and tests).
+func (s *Server) formAction() string {
+	return strings.Join(append([]string{"'self'", "https://checkout.stripe.com", "https://billing.stripe.com"}, s.stripePages...), " ")
 }
 
 // planView is the reader's running subscription, worded for the page.

@@ -48,6 +48,8 @@ func (s *Server) routes() {
 	e.GET("/staff/suggestions", s.staffSuggestionsPage)
 	e.POST("/staff/suggestions/:id", s.staffSuggestionForm)
 	e.GET("/custom.css", s.customCSSFile)
+	e.GET("/embed/join", s.embedJoin)
+	e.GET("/embed/vote", s.embedVote)
 	e.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/join") })
 
 	// Stripe's events: signed, stored, then acknowledged.

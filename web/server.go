@@ -55,16 +55,22 @@ type Deps struct {
 	// CORSAllowedOrigins are the newsroom's own sites, which may read a
 	// signed-in reader's status with their cookie.
 	CORSAllowedOrigins []string
-	WebhookSecrets     []string
-	Access             AccessSource // nil until billing is wired: nobody has access
-	Limiter            *ratelimit.Limiter
-	BaseURL            *url.URL
-	Newsroom           string
-	CustomCSSURL       string
-	CustomCSSPath      string // a stylesheet file served at /custom.css when CustomCSSURL is empty
-	MaxBodyBytes       int64
-	MetricsToken       string
-	TrustedProxies     []string
+	// EmbedAllowedOrigins may frame the embeddable boxes (/embed/…); none
+	// when empty.
+	EmbedAllowedOrigins []string
+	// StripePagesOrigin is where Checkout and the billing portal are served
+	// when not by Stripe (STRIPE_API_BASE: stripe-mock, tests); "" for Stripe's.
+	StripePagesOrigin string
+	WebhookSecrets    []string
+	Access            AccessSource // nil until billing is wired: nobody has access
+	Limiter           *ratelimit.Limiter
+	BaseURL           *url.URL
+	Newsroom          string
+	CustomCSSURL      string
+	CustomCSSPath     string // a stylesheet file served at /custom.css when CustomCSSURL is empty
+	MaxBodyBytes      int64
+	MetricsToken      string
+	TrustedProxies    []string
 
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
@@ -115,6 +121,9 @@ type Server struct {
 	customCSS      string
 	customCSSPath  string
 	pages          map[string]*template.Template
+	embeds         map[string]*template.Template
+	embedOrigins   []string
+	stripePages    []string
 
 	stopStreams sync.Once
 	streamsDone chan struct{}
@@ -165,6 +174,15 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
 	s.pages = pages
+	if s.embeds, err = parseEmbeds(); err != nil {
+		return nil, fmt.Errorf("parse embed templates: %w", err)
+	}
+	if d.StripePagesOrigin != "" {
+		s.stripePages = []string{d.StripePagesOrigin}
+	}
+	for _, o := range d.EmbedAllowedOrigins {
+		s.embedOrigins = append(s.embedOrigins, strings.ToLower(o))
+	}
 	if s.customCSS == "" && s.customCSSPath != "" {
 		s.customCSS = "/custom.css"
 	}
@@ -174,7 +192,7 @@ func New(d Deps) (*Server, error) {
 	if err := e.SetTrustedProxies(d.TrustedProxies); err != nil {
 		return nil, err
 	}
-	e.Use(withRequestID, s.account, s.recoverPanics, securityHeaders, s.checkOrigin)
+	e.Use(withRequestID, s.account, s.recoverPanics, s.securityHeaders, s.checkOrigin)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "not_found", "There is nothing at this address.", nil)
 	})

@@ -45,11 +45,19 @@ func (s *Server) renderVote(c *gin.Context, status int, problem string) {
 	if s.voteDisabled(c) {
 		return
 	}
-	ctx := c.Request.Context()
-	rounds, err := s.voting.ListRounds(ctx)
+	d, err := s.voteDataFor(c)
 	if err != nil {
 		s.failPage(c, err)
 		return
+	}
+	s.renderPage(c, status, "vote.html", pageData{Title: "Vote on what we cover next", Vote: &d, Error: problem})
+}
+
+// voteDataFor is the open round as the reader sees it, and the others.
+func (s *Server) voteDataFor(c *gin.Context) (voteData, error) {
+	rounds, err := s.voting.ListRounds(c.Request.Context())
+	if err != nil {
+		return voteData{}, err
 	}
 	now := time.Now()
 	d := voteData{}
@@ -62,11 +70,10 @@ func (s *Server) renderVote(c *gin.Context, status int, problem string) {
 	}
 	if d.Round != nil {
 		if err := s.fillVote(c, &d, now); err != nil {
-			s.failPage(c, err)
-			return
+			return voteData{}, err
 		}
 	}
-	s.renderPage(c, status, "vote.html", pageData{Title: "Vote on what we cover next", Vote: &d, Error: problem})
+	return d, nil
 }
 
 func (s *Server) fillVote(c *gin.Context, d *voteData, now time.Time) error {

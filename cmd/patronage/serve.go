@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -171,6 +172,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Outgoing:              hooks,
 		StatusTokens:          statusTokens,
 		CORSAllowedOrigins:    cfg.CORSAllowedOrigins,
+		EmbedAllowedOrigins:   cfg.EmbedAllowedOrigins,
+		StripePagesOrigin:     originOf(cfg.StripeAPIBase),
 		Access:                billingService,
 		WebhookSecrets:        cfg.StripeWebhookSecrets,
 		CustomCSSURL:          cfg.CustomCSSURL,
@@ -215,6 +218,15 @@ func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing
 	intake := webhooks.NewIntake(db, queue, nil)
 	b.SetEventSink(intake.BillingSink())
 	return intake, queue, nil
+}
+
+// originOf is scheme://host of a URL ("" for "" or a bad one).
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // outgoingWorkers is how many deliveries to the newsroom's endpoints run

@@ -33,6 +33,9 @@ type Config struct {
 	// sites, whose pages may read a signed-in reader's status with their
 	// cookie (GET /api/v1/me, /api/v1/me/token).
 	CORSAllowedOrigins []string
+	// EmbedAllowedOrigins (EMBED_ALLOWED_ORIGINS) are the sites whose pages
+	// may show the embeddable boxes (/embed/join, /embed/vote) in a frame.
+	EmbedAllowedOrigins []string
 
 	DatabaseURL string // DATABASE_URL: postgres://…; empty means embedded SQLite
 	// DatabaseReadURL (DATABASE_READ_URL) is a PostgreSQL read replica the
@@ -163,6 +166,7 @@ func Load(env Lookup) (Config, error) {
 		HTTPAddr:                  p.addr("HTTP_ADDR", ":8080"),
 		TrustedProxies:            p.list("TRUSTED_PROXIES"),
 		CORSAllowedOrigins:        p.origins("CORS_ALLOWED_ORIGINS"),
+		EmbedAllowedOrigins:       p.origins("EMBED_ALLOWED_ORIGINS"),
 		DatabaseURL:               p.databaseURL("DATABASE_URL"),
 		DatabaseReadURL:           p.databaseURL("DATABASE_READ_URL"),
 		DataDir:                   p.str("DATA_DIR", "./data"),
