@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -79,7 +80,7 @@ func (s *Server) jwks(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.Header("Cache-Control", "public, max-age=300")
+	c.Header("Cache-Control", "public, max-age="+strconv.Itoa(statustoken.JWKSMaxAge))
 	c.Header("Access-Control-Allow-Origin", "*")
 	c.Data(http.StatusOK, "application/jwk-set+json", set)
 }

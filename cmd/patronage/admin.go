@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/patronage/patronage/internal/config"
 	"github.com/patronage/patronage/internal/redisx"
@@ -22,8 +23,9 @@ const adminUsage = `Usage:
   patronage admin revoke-token TOKEN_OR_ID
       Revoke an API token, given the token itself or its id (tok_…).
   patronage admin rotate-status-key
-      Sign readers' status tokens with a new key from now on (other replicas
-      within a minute); the old key stays published for an hour.
+      Make a new key for readers' status tokens: published at once, signing
+      ten minutes later (when every replica and cache has it), the old key
+      published for an hour after that.
 `
 
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -70,11 +72,12 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		defer db.Close()
-		id, err := statustoken.New(db, cfg.BaseURL.String(), nil).Rotate(ctx)
+		id, from, err := statustoken.New(db, cfg.BaseURL.String(), nil).Rotate(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Status tokens are signed with key %s from now on; the previous key stays published for an hour.\n", id)
+		fmt.Fprintf(stdout, "Key %s is published now and signs status tokens from %s; the previous key stays published for an hour after that.\n",
+			id, from.UTC().Format(time.RFC3339))
 		return nil
 	default:
 		return &usageError{fmt.Sprintf("admin: unknown subcommand %q (want create, revoke-token or rotate-status-key)", sub)}

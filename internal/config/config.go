@@ -265,16 +265,35 @@ func (p *parser) list(name string) []string {
 }
 
 // origins is a comma-separated list of web origins (scheme://host[:port]),
-// each exactly as a browser sends it in Origin.
+// each as a browser sends it in Origin: lower case, without a default
+// port. Only https, but for loopback hosts (a newsroom's development
+// site); no wildcards.
 func (p *parser) origins(name string) []string {
 	var out []string
 	for _, o := range p.list(name) {
 		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-			p.fail(name, "%q is not an origin: want scheme://host[:port], such as https://www.example.org", o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" ||
+			u.User != nil || strings.Contains(u.Host, "*") {
+			p.fail(name, "%q is not an origin: want scheme://host[:port], such as https://www.example.org (no wildcards, no path)", o)
 			continue
 		}
-		out = append(out, u.Scheme+"://"+strings.ToLower(u.Host))
+		host := strings.ToLower(u.Hostname())
+		if u.Scheme == "http" && host != "localhost" && host != "127.0.0.1" && host != "::1" {
+			p.fail(name, "%q is not https: a page anyone on the way could change must not read readers' status", o)
+			continue
+		}
+		port := u.Port()
+		if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+			port = ""
+		}
+		origin := u.Scheme + "://" + host
+		if strings.Contains(host, ":") {
+			origin = u.Scheme + "://[" + host + "]"
+		}
+		if port != "" {
+			origin += ":" + port
+		}
+		out = append(out, origin)
 	}
 	return out
 }

@@ -63,6 +63,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"BASE_URL", "https://example.org/patrons", "BASE_URL: \"https://example.org/patrons\" must be an origin only"},
 		{"LOG_LEVEL", "loud", `LOG_LEVEL: "loud" is not a log level`},
 		{"TRUSTED_PROXIES", "10.0.0.0/8,proxy", `TRUSTED_PROXIES: "proxy" is not an IP address or CIDR range`},
+		{"CORS_ALLOWED_ORIGINS", "https://*.example.org", `CORS_ALLOWED_ORIGINS: "https://*.example.org" is not an origin`},
+		{"CORS_ALLOWED_ORIGINS", "https://www.example.org/news", `is not an origin`},
+		{"CORS_ALLOWED_ORIGINS", "http://www.example.org", `CORS_ALLOWED_ORIGINS: "http://www.example.org" is not https`},
+		{"EMBED_ALLOWED_ORIGINS", "www.example.org", `EMBED_ALLOWED_ORIGINS: "www.example.org" is not an origin`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -111,6 +115,25 @@ func TestLoadAcceptsRealisticProductionValues(t *testing.T) {
 	}
 	if c.LogLevel != slog.LevelDebug {
 		t.Errorf("LOG_LEVEL = %v, want debug", c.LogLevel)
+	}
+}
+
+// Origins are kept as browsers send them in Origin, so they match: lower
+// case, without a default port; http only for a loopback host.
+func TestOriginsAreKeptAsBrowsersSendThem(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"CORS_ALLOWED_ORIGINS":  "https://WWW.Example.org:443, https://blog.example.org:8443/, http://localhost:3000, http://127.0.0.1",
+		"EMBED_ALLOWED_ORIGINS": "https://www.example.org",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "https://www.example.org https://blog.example.org:8443 http://localhost:3000 http://127.0.0.1"
+	if got := strings.Join(c.CORSAllowedOrigins, " "); got != want {
+		t.Errorf("CORS_ALLOWED_ORIGINS = %q, want %q", got, want)
+	}
+	if got := strings.Join(c.EmbedAllowedOrigins, " "); got != "https://www.example.org" {
+		t.Errorf("EMBED_ALLOWED_ORIGINS = %q", got)
 	}
 }
 

@@ -34,7 +34,19 @@ const (
 	// reload is how often a replica rereads the keys, so a rotation made
 	// elsewhere is seen within it.
 	reload = time.Minute
+	// jwksMaxAge is how long the key set may be cached (Cache-Control).
+	jwksMaxAge = 5 * time.Minute
+	// PublishAhead is how long a rotation's new key is published before it
+	// signs: every replica rereads its keys (reload) and every cache of the
+	// set expires (jwksMaxAge) in that time, so no site meets a token whose
+	// key it has not seen.
+	PublishAhead = reload + jwksMaxAge + 4*time.Minute
+	// Leeway is the clock difference Verify allows.
+	Leeway = 30 * time.Second
 )
+
+// JWKSMaxAge is the Cache-Control max-age of the key set, in seconds.
+const JWKSMaxAge = int(jwksMaxAge / time.Second)
 
 // Claims is what a token says. Active, Tier and Source are the reader's
 // access when the token was issued; AccessUntil (Unix seconds) is when
@@ -48,10 +60,16 @@ type Claims struct {
 }
 
 type key struct {
-	id        string
-	private   ed25519.PrivateKey
-	createdAt time.Time
-	retiredAt *time.Time
+	id         string
+	private    ed25519.PrivateKey
+	createdAt  time.Time
+	activeFrom time.Time
+	retiredAt  *time.Time
+}
+
+// signs reports whether the key signs at t.
+func (k key) signs(t time.Time) bool {
+	return !t.Before(k.activeFrom) && (k.retiredAt == nil || t.Before(*k.retiredAt))
 }
 
 // Keys issues tokens and publishes their public keys.
@@ -87,7 +105,8 @@ func (k *Keys) Ensure(ctx context.Context) error {
 		if n > 0 {
 			return nil
 		}
-		return insertKey(ctx, tx, k.now())
+		_, err := insertKey(ctx, tx, k.now(), k.now())
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
@@ -96,43 +115,39 @@ func (k *Keys) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// Rotate makes a new signing key and retires the others: tokens are
-// signed with the new one at once (on other replicas within a minute),
-// and the old ones stay published for an hour. It returns the new key's id.
-func (k *Keys) Rotate(ctx context.Context) (string, error) {
+// Rotate makes a new signing key, published at once and signing from
+// PublishAhead on, when the keys signing now retire (staying published
+// for an hour more). It returns the new key's id and when it signs.
+func (k *Keys) Rotate(ctx context.Context) (string, time.Time, error) {
 	var id string
+	now := k.now()
+	from := now.Add(PublishAhead)
 	err := k.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := k.db.Dialect.LockKeys(ctx, tx, []string{"signing_keys"}); err != nil {
 			return err
 		}
-		now := k.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL`, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1`, from); err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)
 		}
 		var err error
-		id, err = insertKeyID(ctx, tx, now)
+		id, err = insertKey(ctx, tx, now, from)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: %w", err)
+		return "", time.Time{}, fmt.Errorf("rotate signing key: %w", err)
 	}
 	k.forget()
-	return id, nil
+	return id, from, nil
 }
 
-func insertKey(ctx context.Context, tx *sql.Tx, now time.Time) error {
-	_, err := insertKeyID(ctx, tx, now)
-	return err
-}
-
-func insertKeyID(ctx context.Context, tx *sql.Tx, now time.Time) (string, error) {
+func insertKey(ctx context.Context, tx *sql.Tx, now, activeFrom time.Time) (string, error) {
 	_, private, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("generate signing key: %w", err)
 	}
 	id := ids.New("key")
-	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (id, algorithm, private_key, created_at) VALUES ($1, 'EdDSA', $2, $3)`,
-		id, base64.StdEncoding.EncodeToString(private.Seed()), now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (id, algorithm, private_key, created_at, active_from) VALUES ($1, 'EdDSA', $2, $3, $4)`,
+		id, base64.StdEncoding.EncodeToString(private.Seed()), now, activeFrom); err != nil {
 		return "", fmt.Errorf("store signing key: %w", err)
 	}
 	return id, nil
@@ -151,7 +166,7 @@ func (k *Keys) load(ctx context.Context) ([]key, error) {
 	if !k.loadedAt.IsZero() && time.Since(k.loadedAt) < reload {
 		return k.keys, nil
 	}
-	rows, err := k.db.QueryContext(ctx, `SELECT id, private_key, created_at, retired_at FROM signing_keys
+	rows, err := k.db.QueryContext(ctx, `SELECT id, private_key, created_at, active_from, retired_at FROM signing_keys
 		WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, id DESC`, k.now().Add(-publishedAfterRetirement))
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
@@ -162,7 +177,7 @@ func (k *Keys) load(ctx context.Context) ([]key, error) {
 		var kk key
 		var seed string
 		var retired sql.NullTime
-		if err := rows.Scan(&kk.id, &seed, &kk.createdAt, &retired); err != nil {
+		if err := rows.Scan(&kk.id, &seed, &kk.createdAt, &kk.activeFrom, &retired); err != nil {
 			return nil, fmt.Errorf("read signing keys: %w", err)
 		}
 		raw, err := base64.StdEncoding.DecodeString(seed)
@@ -197,9 +212,10 @@ func (k *Keys) Issue(ctx context.Context, memberID string, a Access) (string, ti
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	now := k.now()
 	var signer *key
-	for i := range keys {
-		if keys[i].retiredAt == nil {
+	for i := range keys { // newest first
+		if keys[i].signs(now) {
 			signer = &keys[i]
 			break
 		}
@@ -207,10 +223,9 @@ func (k *Keys) Issue(ctx context.Context, memberID string, a Access) (string, ti
 	if signer == nil {
 		return "", time.Time{}, fmt.Errorf("issue status token: no signing key (the server makes one at start)")
 	}
-	now := k.now()
 	exp := now.Add(Lifetime)
 	c := Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: k.issuer, Subject: memberID, Audience: jwt.ClaimStrings{Audience},
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp)},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp)},
 		Active: a.Active, Tier: a.Tier, Source: a.Source}
 	if a.Until != nil {
 		c.AccessUntil = a.Until.Unix()
@@ -235,7 +250,7 @@ type JWK struct {
 }
 
 // JWKS is the JSON Web Key Set: the public half of every key that signs,
-// or signed a token that may still be alive.
+// will sign after a rotation, or signed a token that may still be alive.
 func (k *Keys) JWKS(ctx context.Context) ([]byte, error) {
 	keys, err := k.load(ctx)
 	if err != nil {
@@ -252,7 +267,8 @@ func (k *Keys) JWKS(ctx context.Context) ([]byte, error) {
 }
 
 // Verify checks a token against a key set as a newsroom's site does:
-// signed by one of its keys, for Audience, from issuer, not expired.
+// signed by one of its keys, for Audience, from issuer, not expired (with
+// Leeway for clocks that differ).
 func Verify(token string, jwks []byte, issuer string, now time.Time) (Claims, error) {
 	var set struct{ Keys []JWK }
 	if err := json.Unmarshal(jwks, &set); err != nil {
@@ -272,7 +288,7 @@ func Verify(token string, jwks []byte, issuer string, now time.Time) (Claims, er
 		}
 		return nil, fmt.Errorf("no key %q in the set", kid)
 	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithAudience(Audience), jwt.WithIssuer(issuer), jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithExpirationRequired())
+		jwt.WithExpirationRequired(), jwt.WithLeeway(Leeway))
 	if err != nil {
 		return Claims{}, err
 	}

@@ -43,10 +43,10 @@ func TestReplicasStartingTogetherShareOneKey(t *testing.T) {
 	})
 }
 
-// A retired key stays in the set for an hour, so its tokens (15 minutes)
-// verify to the end, then leaves; a token claiming another algorithm, or
-// none, never verifies.
-func TestRetiredKeysStayPublishedLongerThanTheirTokensLive(t *testing.T) {
+// A rotation's new key is published at once but signs only once every
+// replica and cache has it; the old one signs until then and stays in the
+// set for an hour more, so its tokens (15 minutes) verify to the end.
+func TestRotationPublishesBeforeItSignsAndKeepsTheOldKeyPublished(t *testing.T) {
 	db := testenv.MigratedSQLite(t)
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	keys := statustoken.New(db, "https://patrons.test", func() time.Time { return now })
@@ -54,28 +54,47 @@ func TestRetiredKeysStayPublishedLongerThanTheirTokensLive(t *testing.T) {
 	if err := keys.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
+	kid := func(token string) string {
+		var h struct{ Kid string }
+		raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+		_ = json.Unmarshal(raw, &h)
+		return h.Kid
+	}
 	old, _, err := keys.Issue(ctx, "mem_1", statustoken.Access{Active: true, Tier: "coffee", Source: "subscription"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keys.Rotate(ctx); err != nil {
+	fresh, from, err := keys.Rotate(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	set, _ := keys.JWKS(ctx)
-	if n := strings.Count(string(set), `"kid"`); n != 2 {
-		t.Fatalf("after a rotation the set has %d keys: %s", n, set)
+	if !from.Equal(now.Add(statustoken.PublishAhead)) {
+		t.Fatalf("the new key signs from %s", from)
 	}
-	c, err := statustoken.Verify(old, set, "https://patrons.test", now.Add(14*time.Minute))
+	set, _ := keys.JWKS(ctx)
+	if !strings.Contains(string(set), fresh) || strings.Count(string(set), `"kid"`) != 2 {
+		t.Fatalf("right after the rotation the set is %s: want the old key and the new one", set)
+	}
+	meanwhile, _, _ := keys.Issue(ctx, "mem_1", statustoken.Access{})
+	if kid(meanwhile) != kid(old) {
+		t.Fatal("the new key signs before every cache of the set can have it")
+	}
+	now = from
+	after, _, _ := keys.Issue(ctx, "mem_1", statustoken.Access{})
+	if kid(after) != fresh {
+		t.Fatalf("at %s the token's key is %s, want the new %s", now, kid(after), fresh)
+	}
+	c, err := statustoken.Verify(old, set, "https://patrons.test", time.Date(2026, 5, 1, 12, 14, 0, 0, time.UTC))
 	if err != nil || !c.Active || c.Tier != "coffee" || c.Subject != "mem_1" {
 		t.Fatalf("the old token: %+v %v", c, err)
 	}
-	now = now.Add(61 * time.Minute)
-	if _, err := keys.Rotate(ctx); err != nil { // rereads the keys
+	now = from.Add(61 * time.Minute)
+	if _, _, err := keys.Rotate(ctx); err != nil { // rereads the keys
 		t.Fatal(err)
 	}
 	set, _ = keys.JWKS(ctx)
-	if n := strings.Count(string(set), `"kid"`); n != 2 {
-		t.Fatalf("an hour after the first rotation the set has %d keys, want the current and the one just retired: %s", n, set)
+	if strings.Contains(string(set), kid(old)) || !strings.Contains(string(set), fresh) {
+		t.Fatalf("an hour after its retirement the first key is still published, or the second is not: %s", set)
 	}
 
 	// Algorithm confusion: "none", and HS256 keyed with the public key.
