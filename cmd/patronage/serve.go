@@ -192,7 +192,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("build HTTP server: %w", err)
 	}
-	return serveHTTP(ctx, cfg, logger, srv.Handler(), srv.StopStreams)
+	// Open client connections, each held by a goroutine of its own: what
+	// go_goroutines counts beside the work (the soak subtracts it).
+	conns := prometheus.NewGauge(prometheus.GaugeOpts{Name: "patronage_http_connections", Help: "Open HTTP client connections."})
+	registry.MustRegister(conns)
+	return serveHTTP(ctx, cfg, logger, srv.Handler(), connGauge(conns), srv.StopStreams)
 }
 
 // startQueue starts the job queue's workers: Stripe event processing,
@@ -218,6 +222,19 @@ func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing
 	intake := webhooks.NewIntake(db, queue, nil)
 	b.SetEventSink(intake.BillingSink())
 	return intake, queue, nil
+}
+
+// connGauge counts connections as they open and close (a connection taken
+// over by its handler counts as closed).
+func connGauge(g prometheus.Gauge) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			g.Inc()
+		case http.StateClosed, http.StateHijacked:
+			g.Dec()
+		}
+	}
 }
 
 // originOf is scheme://host of a URL ("" for "" or a bad one).
@@ -339,7 +356,8 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 
 // serveHTTP serves until ctx ends, then stops accepting connections and
 // lets in-flight requests finish within SHUTDOWN_TIMEOUT.
-func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler, onShutdown ...func()) error {
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler, connState func(net.Conn, http.ConnState),
+	onShutdown ...func()) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -353,6 +371,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h ht
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnState:         connState,
 	}
 	for _, f := range onShutdown {
 		server.RegisterOnShutdown(f) // live streams end instead of holding the shutdown
