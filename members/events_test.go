@@ -2,6 +2,8 @@ package members_test
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,7 +66,7 @@ func TestMembersComingAndGoingAreToldToTheNewsroom(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = payloads()
-		if len(got) != 3 || strings.Contains(strings.Join(mapValues(got), " "), "gone@example.org") {
+		if len(got) != 3 || strings.Contains(strings.Join(slices.Collect(maps.Values(got)), " "), "gone@example.org") {
 			t.Fatalf("after the erasure: %v: want member.deleted and no trace of the address", got)
 		}
 		var deleted string
@@ -77,12 +79,4 @@ func TestMembersComingAndGoingAreToldToTheNewsroom(t *testing.T) {
 			t.Fatalf("member.deleted %q does not name %s", deleted, gone.ID)
 		}
 	})
-}
-
-func mapValues(m map[string]string) []string {
-	var out []string
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }

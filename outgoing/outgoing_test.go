@@ -1,6 +1,7 @@
 package outgoing_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -39,7 +40,7 @@ func newHarness(t *testing.T, db *sqldb.DB, deps outgoing.Deps) *harness {
 	}
 	h := &harness{t: t, db: db, disabled: make(chan outgoing.Endpoint, 4)}
 	deps.DB, deps.Logger, deps.AllowPrivateTargets = db, testenv.Logger(), true // the receivers are on loopback
-	deps.RetryBase = cmpOr(deps.RetryBase, 10*time.Millisecond)
+	deps.RetryBase = cmp.Or(deps.RetryBase, 10*time.Millisecond)
 	deps.OnDisabled = func(_ context.Context, e outgoing.Endpoint) { h.disabled <- e }
 	h.svc = outgoing.NewService(deps)
 	workers := river.NewWorkers()
@@ -61,13 +62,6 @@ func newHarness(t *testing.T, db *sqldb.DB, deps outgoing.Deps) *harness {
 	h.settled = settled
 	h.svc.Attach(q)
 	return h
-}
-
-func cmpOr(v, def time.Duration) time.Duration {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // emit emits one event in its own transaction.
@@ -103,15 +97,13 @@ func (h *harness) waitDone(n int) {
 	}
 }
 
-func newReceiver(t *testing.T) *outgoingtest.Receiver { return outgoingtest.New(t) }
-
 // An endpoint gets each event it asked for — only those — once, as the
 // documented envelope, signed with its secret; a failing endpoint is
 // retried until it answers, and every attempt is listed.
 func TestEventsArriveSignedAndAreRetriedUntilTaken(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{})
-		rcv := newReceiver(t)
+		rcv := outgoingtest.New(t)
 		e, secret := h.endpoint(rcv.URL(), outgoing.MembershipActivated, outgoing.MembershipEnded)
 		if !strings.HasPrefix(secret, "whsec_") || len(secret) < 40 {
 			t.Fatalf("secret %q: want whsec_ and 256 random bits", secret)
@@ -186,7 +178,7 @@ func TestEventsArriveSignedAndAreRetriedUntilTaken(t *testing.T) {
 func TestADownReceiverGetsEverythingWhenBack(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{PerEndpoint: 10})
-		rcv := newReceiver(t)
+		rcv := outgoingtest.New(t)
 		h.endpoint(rcv.URL(), "*")
 		rcv.Stop()
 		const n = 5
@@ -236,7 +228,7 @@ func TestADownReceiverGetsEverythingWhenBack(t *testing.T) {
 func TestAnEndpointFailingForTheWholeWindowIsDisabled(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{RetryFor: 300 * time.Millisecond, RetryCap: 50 * time.Millisecond})
-		rcv := newReceiver(t)
+		rcv := outgoingtest.New(t)
 		rcv.Answer(func(*http.Request, []byte) int { return http.StatusInternalServerError })
 		e, _ := h.endpoint(rcv.URL(), outgoing.RoundClosed)
 		h.emit(outgoing.RoundClosed, "", map[string]string{"round": "rnd_1"})
@@ -278,7 +270,7 @@ func TestAnEndpointFailingForTheWholeWindowIsDisabled(t *testing.T) {
 func TestASlowEndpointDoesNotHoldUpTheOthers(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{PerEndpoint: 1, Timeout: 30 * time.Second})
-		slow, fast := newReceiver(t), newReceiver(t)
+		slow, fast := outgoingtest.New(t), outgoingtest.New(t)
 		release := make(chan struct{})
 		slow.Answer(func(*http.Request, []byte) int { <-release; return http.StatusOK })
 		defer close(release)
@@ -299,7 +291,7 @@ func TestASlowEndpointDoesNotHoldUpTheOthers(t *testing.T) {
 func TestRedeliverSendsTheSameEventAgain(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{})
-		rcv := newReceiver(t)
+		rcv := outgoingtest.New(t)
 		e, _ := h.endpoint(rcv.URL(), outgoing.DonationReceived)
 		h.emit(outgoing.DonationReceived, "", map[string]int{"amount": 500})
 		first := rcv.Next("the delivery", time.Minute)
@@ -331,7 +323,7 @@ func TestRedeliverSendsTheSameEventAgain(t *testing.T) {
 func TestRotationSignsWithBothSecretsForADay(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		h := newHarness(t, db, outgoing.Deps{})
-		rcv := newReceiver(t)
+		rcv := outgoingtest.New(t)
 		e, old := h.endpoint(rcv.URL(), outgoing.TopicCovered)
 		fresh, expires, err := h.svc.RotateSecret(context.Background(), admin, e.ID)
 		if err != nil {

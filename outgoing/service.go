@@ -9,6 +9,7 @@
 package outgoing
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -115,7 +116,7 @@ type Service struct {
 // Attach gives it the queue.
 func NewService(d Deps) *Service {
 	s := &Service{db: d.DB, logger: d.Logger, allowPrivate: d.AllowPrivateTargets, onDisabled: d.OnDisabled, now: d.Now,
-		retryBase: cmp(d.RetryBase, defaultRetryBase), retryCap: cmp(d.RetryCap, defaultRetryCap), retryFor: cmp(d.RetryFor, defaultRetryFor),
+		retryBase: cmp.Or(d.RetryBase, defaultRetryBase), retryCap: cmp.Or(d.RetryCap, defaultRetryCap), retryFor: cmp.Or(d.RetryFor, defaultRetryFor),
 		perEndpoint: d.PerEndpoint, inFlight: map[string]int{}}
 	if s.now == nil {
 		s.now = sqldb.Now
@@ -126,15 +127,8 @@ func NewService(d Deps) *Service {
 	if s.perEndpoint <= 0 {
 		s.perEndpoint = defaultPerEndpoint
 	}
-	s.client = newHTTPClient(cmp(d.Timeout, defaultTimeout), d.AllowPrivateTargets)
+	s.client = newHTTPClient(cmp.Or(d.Timeout, defaultTimeout), d.AllowPrivateTargets)
 	return s
-}
-
-func cmp(v, def time.Duration) time.Duration {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // EndpointInput is what staff give to register or change an endpoint.

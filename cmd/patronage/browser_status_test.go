@@ -105,15 +105,7 @@ func listenLoopback(t *testing.T) net.Listener {
 func grantTier(t *testing.T, dataDir, email, tier string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, sqldb.Options{DataDir: dataDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var memberID string
-	if err := db.QueryRow(`SELECT id FROM members WHERE email = $1`, email).Scan(&memberID); err != nil {
-		t.Fatal(err)
-	}
+	db, memberID := openWithMember(t, dataDir, email)
 	if _, err := db.Exec(`INSERT INTO tiers (slug, name, created_at, updated_at) VALUES ($1, $1, $2, $2)`, tier, sqldb.Now()); err != nil {
 		t.Fatal(err)
 	}

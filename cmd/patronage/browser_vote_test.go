@@ -83,15 +83,7 @@ func TestAPatronVotesAndWithdrawsInTheBrowser(t *testing.T) {
 func grantAccess(t *testing.T, dataDir, email string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, sqldb.Options{DataDir: dataDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var memberID string
-	if err := db.QueryRow(`SELECT id FROM members WHERE email = $1`, email).Scan(&memberID); err != nil {
-		t.Fatal(err)
-	}
+	db, memberID := openWithMember(t, dataDir, email)
 	now := sqldb.Now()
 	if _, err := db.Exec(`INSERT INTO subscriptions (id, member_id, customer_id, status, current_period_start, current_period_end, state_at, updated_at)
 		VALUES ('sub_browser', $1, 'cus_browser', 'active', $2, $3, $2, $2)`, memberID, now, now.Add(30*24*time.Hour)); err != nil {
@@ -100,4 +92,20 @@ func grantAccess(t *testing.T, dataDir, email string) {
 	if err := billing.NewService(billing.Deps{DB: db}).RecomputeAccess(ctx, memberID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openWithMember opens the embedded database in dataDir (closed when the
+// test ends) and finds the member with email.
+func openWithMember(t *testing.T, dataDir, email string) (*sqldb.DB, string) {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), sqldb.Options{DataDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var memberID string
+	if err := db.QueryRow(`SELECT id FROM members WHERE email = $1`, email).Scan(&memberID); err != nil {
+		t.Fatal(err)
+	}
+	return db, memberID
 }

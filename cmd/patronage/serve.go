@@ -75,13 +75,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rdb.Collector(),
 	)
 
+	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	if err != nil {
+		return fmt.Errorf("mail templates: %w", err)
+	}
+
 	// Outgoing webhooks: events are stored with the changes that make
 	// them; the queue, once started, delivers them. An endpoint disabled
 	// after days of failures is mailed to the admins.
 	var memberService *members.Service
 	hooks := outgoing.NewService(outgoing.Deps{DB: db, Logger: logger, AllowPrivateTargets: cfg.AllowPrivateWebhookTarget,
 		OnDisabled: func(ctx context.Context, e outgoing.Endpoint) {
-			mailEndpointDisabled(ctx, memberService, cfg, e, logger)
+			mailEndpointDisabled(ctx, memberService, templates, e, logger)
 		}})
 	memberService, err = newMembers(cfg, db, rdb, logger, hooks)
 	if err != nil {
@@ -102,10 +107,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cssPath = ""
 	}
 
-	templates, err := mail.NewTemplates(cfg.NewsroomName)
-	if err != nil {
-		return fmt.Errorf("mail templates: %w", err)
-	}
 	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger,
 		OnCovered: mailCoveredTopic(memberService, templates, logger), Events: hooks})
 	withdrawOnLostAccess(billingService, votingService, logger)
@@ -263,12 +264,8 @@ func newOutgoing(cfg config.Config, db *sqldb.DB, logger *slog.Logger) (*outgoin
 }
 
 // mailEndpointDisabled tells every admin that an endpoint was disabled.
-func mailEndpointDisabled(ctx context.Context, m *members.Service, cfg config.Config, e outgoing.Endpoint, logger *slog.Logger) {
+func mailEndpointDisabled(ctx context.Context, m *members.Service, templates *mail.Templates, e outgoing.Endpoint, logger *slog.Logger) {
 	logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint", e.ID, "reason", e.DisabledReason)
-	templates, err := mail.NewTemplates(cfg.NewsroomName)
-	if err != nil || m == nil {
-		return
-	}
 	admins, err := m.AdminEmails(ctx)
 	if err != nil {
 		logger.ErrorContext(ctx, "mail admins about a disabled webhook endpoint", "err", err)
