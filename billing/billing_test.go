@@ -383,3 +383,44 @@ func TestAnAmountChangedAndChangedBackStaysPayable(t *testing.T) {
 		}
 	})
 }
+
+// The billing portal patrons are sent to is the configuration set up from
+// the tiers; set-up refuses while a tier is missing from Stripe.
+func TestPatronsGetThePortalSetUpFromTheTiers(t *testing.T) {
+	eachDB(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		f.stripe.FailNext(1, 500)
+		if ch, err := f.billing.CreateTier(ctx, members.CommandLine, coffee); err != nil || ch.StripeErr == nil {
+			t.Fatalf("create with Stripe down = %v, %v; want the tier kept and Stripe's failure reported", err, ch.StripeErr)
+		}
+		if _, err := f.billing.SetupPortal(ctx, billing.PortalSettings{Headline: "The Test Times"}); errs.From(err).Code != "tiers_not_in_stripe" {
+			t.Fatalf("setup-portal before the tier is in Stripe = %v, want tiers_not_in_stripe", err)
+		}
+		if _, err := f.billing.PushTiers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := f.billing.SetupPortal(ctx, billing.PortalSettings{Headline: "The Test Times"})
+		if err != nil || !rep.Created {
+			t.Fatalf("setup-portal = %+v, %v", rep, err)
+		}
+		base, _ := url.Parse("https://patrons.test")
+		b := billing.NewService(billing.Deps{DB: f.db, Stripe: f.stripe.Client(t), Members: f.members, BaseURL: base, Logger: testenv.Logger(),
+			Options: billing.Options{PortalConfiguration: rep.ConfigurationID}})
+		if _, err := b.StartSubscriptionCheckout(ctx, billing.SubscriptionRequest{Email: "r@example.org", Tier: "coffee", Interval: "month", Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := f.members.FindMemberByEmail(ctx, "r@example.org")
+		if _, err := b.PortalURL(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for _, r := range f.stripe.Requests() {
+			if r.Path == "/v1/billing_portal/sessions" {
+				got = r.Form.Get("configuration")
+			}
+		}
+		if got != rep.ConfigurationID {
+			t.Errorf("portal session configuration = %q, want %s", got, rep.ConfigurationID)
+		}
+	})
+}

@@ -276,6 +276,9 @@ func (s *Service) PortalURL(ctx context.Context, memberID string) (string, error
 
 func (s *Service) portalURL(ctx context.Context, sc *client.API, customerID string) (string, error) {
 	params := &stripe.BillingPortalSessionParams{Customer: stripe.String(customerID), ReturnURL: stripe.String(s.baseURL.String() + "/account")}
+	if s.opts.PortalConfiguration != "" {
+		params.Configuration = stripe.String(s.opts.PortalConfiguration)
+	}
 	params.Context = ctx
 	params.SetIdempotencyKey(stripeapi.IdempotencyKey("billing-portal", customerID, s.retryBucket("")))
 	sess, err := sc.BillingPortalSessions.New(params)

@@ -50,6 +50,9 @@ type Options struct {
 	// DonationBounds limits one-time gifts per currency, in minor units;
 	// currencies not listed use DefaultDonationBounds.
 	DonationBounds map[string]Bounds
+	// PortalConfiguration is the billing portal configuration (bpc_…)
+	// patrons get; empty uses the account's default.
+	PortalConfiguration string
 }
 
 // Bounds is an inclusive range of amounts in minor units.

@@ -199,9 +199,14 @@ func (s *Service) pushPrice(ctx context.Context, sc *client.API, t Tier, product
 		Metadata:          map[string]string{"patronage_tier": t.Slug},
 	}
 	params.Context = ctx
-	// Keyed by the tier's change time too: an amount changed and changed back
-	// needs a new price, not Stripe's replay of the archived one.
-	params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-create", productID, key, strconv.FormatInt(p.Amount, 10), t.UpdatedAt.Format(time.RFC3339Nano)))
+	// Keyed by the tier's change time and the price it replaces too: an
+	// amount changed and changed back, or a price archived in the Dashboard,
+	// needs a new price, not Stripe's replay of the one made before.
+	replaces := ""
+	if found {
+		replaces = current.ID
+	}
+	params.SetIdempotencyKey(stripeapi.IdempotencyKey("price-create", productID, key, strconv.FormatInt(p.Amount, 10), t.UpdatedAt.Format(time.RFC3339Nano), replaces))
 	created, err := sc.Prices.New(params)
 	if err != nil {
 		return "", r, stripeapi.MapError(err)

@@ -320,7 +320,8 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 	}
 	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger, Templates: templates,
 		WebhookMode: billing.WebhookMode(cfg.StripeWebhookMode), PastDueGrace: cfg.PastDueGrace, Events: events,
-		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds}}), nil
+		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds,
+			PortalConfiguration: cfg.StripePortalConfiguration}}), nil
 }
 
 // openDatabase opens the database and brings its schema to this binary's

@@ -68,6 +68,7 @@ type Config struct {
 	StripeSecretKey           string            // STRIPE_SECRET_KEY: empty = payments not configured
 	StripeAPIBase             string            // STRIPE_API_BASE: overrides https://api.stripe.com (stripe-mock, tests)
 	StripeAllowPromotionCodes bool              // STRIPE_ALLOW_PROMOTION_CODES
+	StripePortalConfiguration string            // STRIPE_PORTAL_CONFIGURATION: the billing portal configuration (bpc_…) patrons get; "" = the account's default
 	StripeWebhookSecrets      []string          // STRIPE_WEBHOOK_SECRET: comma-separated, for rotation
 	StripeWebhookMode         string            // STRIPE_WEBHOOK_MODE: fetch (re-fetch objects) or payload (trust the event)
 	WebhookMaxAttempts        int               // WEBHOOK_MAX_ATTEMPTS: tries before an event is dead-lettered
@@ -190,6 +191,7 @@ func Load(env Lookup) (Config, error) {
 		StripeSecretKey:           p.stripeKey("STRIPE_SECRET_KEY"),
 		StripeAPIBase:             p.httpURL("STRIPE_API_BASE"),
 		StripeAllowPromotionCodes: p.boolean("STRIPE_ALLOW_PROMOTION_CODES", false),
+		StripePortalConfiguration: p.prefixed("STRIPE_PORTAL_CONFIGURATION", "bpc_", "a billing portal configuration id (bpc_…, printed by `patronage stripe setup-portal`)"),
 		StripeWebhookSecrets:      p.webhookSecrets("STRIPE_WEBHOOK_SECRET"),
 		StripeWebhookMode:         p.oneOf("STRIPE_WEBHOOK_MODE", "fetch", "fetch", "payload"),
 		WebhookMaxAttempts:        p.integer("WEBHOOK_MAX_ATTEMPTS", 10, 1, 100),
@@ -427,6 +429,15 @@ func (p *parser) stripeKey(name string) string {
 	v := p.str(name, "")
 	if v != "" && !strings.HasPrefix(v, "sk_") && !strings.HasPrefix(v, "rk_") {
 		p.fail(name, "is not a Stripe secret or restricted key (want sk_… or rk_…)")
+	}
+	return v
+}
+
+// prefixed reads an optional Stripe object id, which must start with prefix.
+func (p *parser) prefixed(name, prefix, want string) string {
+	v := p.str(name, "")
+	if v != "" && !strings.HasPrefix(v, prefix) {
+		p.fail(name, "%q is not %s", v, want)
 	}
 	return v
 }

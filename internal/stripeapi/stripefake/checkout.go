@@ -250,9 +250,22 @@ func createPortalSession(s *Server, _ string, p params) (map[string]any, *apiErr
 	if s.get("customer", customer) == nil {
 		return nil, noSuch("customer", customer, "customer", 400)
 	}
+	// Without a configuration the account's default serves, which the fake
+	// has without one being made.
+	conf := "bpc_stripefake"
+	if c, ok := p.str("configuration"); ok {
+		stored := s.get("billing_portal.configuration", c)
+		if stored == nil {
+			return nil, noSuch("billing_portal.configuration", c, "configuration", 400)
+		}
+		if stored["active"] != true {
+			return nil, invalid("configuration", "The configuration "+c+" is not active.")
+		}
+		conf = c
+	}
 	id := newID("bps_")
 	return s.add(map[string]any{
-		"id": id, "object": "billing_portal.session", "configuration": "bpc_stripefake", "created": s.now(),
+		"id": id, "object": "billing_portal.session", "configuration": conf, "created": s.now(),
 		"customer": customer, "livemode": false, "locale": optional(p, "locale"),
 		"return_url": optional(p, "return_url"), "url": s.URL + "/billing_portal/" + id,
 	}), nil

@@ -1,6 +1,7 @@
 // Package stripefake is an in-memory, stateful imitation of the parts of
 // Stripe's API (version 2023-10-16) that Patronage uses: products, prices,
-// customers, Checkout Sessions, billing portal sessions, subscriptions and
+// customers, Checkout Sessions, billing portal sessions and configurations,
+// webhook endpoints, the account, subscriptions and
 // what they bill (invoices, payment intents, charges, refunds, disputes),
 // and the events Stripe would send about them. Unlike stripe-mock it
 // remembers what it was told, so a test can check what a later request sees:
@@ -301,6 +302,16 @@ var routes = []route{
 	{"POST", "/v1/checkout/sessions", createCheckoutSession},
 	{"GET", "/v1/checkout/sessions/{id}", retrieve("checkout.session")},
 	{"POST", "/v1/billing_portal/sessions", createPortalSession},
+	{"POST", "/v1/billing_portal/configurations", createPortalConfiguration},
+	{"GET", "/v1/billing_portal/configurations", listPortalConfigurations},
+	{"GET", "/v1/billing_portal/configurations/{id}", retrieve("billing_portal.configuration")},
+	{"POST", "/v1/billing_portal/configurations/{id}", updatePortalConfiguration},
+	{"GET", "/v1/account", getAccount},
+	{"POST", "/v1/webhook_endpoints", createWebhookEndpoint},
+	{"GET", "/v1/webhook_endpoints", listWebhookEndpoints},
+	{"GET", "/v1/webhook_endpoints/{id}", retrieve("webhook_endpoint")},
+	{"POST", "/v1/webhook_endpoints/{id}", updateWebhookEndpoint},
+	{"DELETE", "/v1/webhook_endpoints/{id}", deleteWebhookEndpoint},
 	{"GET", "/v1/subscriptions", listSubscriptions},
 	{"GET", "/v1/subscriptions/{id}", retrieve("subscription")},
 	{"GET", "/v1/invoices", listInvoices},
