@@ -2,7 +2,9 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -26,9 +28,12 @@ func (c Check) OK() bool { return c.Fix == "" }
 
 // DoctorInput is the configuration Doctor checks against Stripe.
 type DoctorInput struct {
-	SecretKey      string   // STRIPE_SECRET_KEY
-	WebhookURL     string   // where Stripe should send events
-	WebhookSecrets []string // STRIPE_WEBHOOK_SECRET
+	SecretKey  string // STRIPE_SECRET_KEY
+	WebhookURL string // where Stripe should send events
+	// WebhookURLProblem says why WebhookURL cannot be checked (Stripe
+	// cannot reach it); the endpoint check is then skipped.
+	WebhookURLProblem string
+	WebhookSecrets    []string // STRIPE_WEBHOOK_SECRET
 }
 
 // Doctor checks that the Stripe account is ready for Patronage: the key
@@ -49,11 +54,17 @@ func (s *Service) Doctor(ctx context.Context, in DoctorInput) ([]Check, error) {
 	if strings.Contains(in.SecretKey, "_live_") {
 		mode = "live"
 	}
+	// stripe-go's account read takes no context; its client gives up
+	// after 20 s.
 	acct, err := sc.Accounts.Get()
-	if err != nil {
-		add("key", fmt.Sprintf("Stripe refused the %s-mode key: %s", mode, errs.From(err).Message),
+	var se *stripe.Error
+	switch {
+	case errors.As(err, &se) && (se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden):
+		add("key", fmt.Sprintf("Stripe refused the %s-mode key (HTTP %d)", mode, se.HTTPStatusCode),
 			"Set STRIPE_SECRET_KEY to a valid secret key of the account (Stripe Dashboard → Developers → API keys); a restricted key needs read access to the account.")
 		return checks, nil
+	case err != nil:
+		return checks, stripeapi.MapError(err)
 	}
 	switch {
 	case mode == "live" && !acct.ChargesEnabled:
@@ -74,24 +85,30 @@ func (s *Service) Doctor(ctx context.Context, in DoctorInput) ([]Check, error) {
 
 func (s *Service) checkWebhook(ctx context.Context, sc *client.API, in DoctorInput) []Check {
 	setup := fmt.Sprintf("Run `patronage stripe setup-webhook --url %s`.", in.WebhookURL)
-	var checks []Check
+	secret := Check{"webhook secret", fmt.Sprintf("%d signing secret(s) set", len(in.WebhookSecrets)), ""}
 	if len(in.WebhookSecrets) == 0 {
-		checks = append(checks, Check{"webhook secret", "STRIPE_WEBHOOK_SECRET is empty: Stripe's events are refused with 503",
-			setup + " It prints the secret to set STRIPE_WEBHOOK_SECRET to."})
-	} else {
-		checks = append(checks, Check{"webhook secret", fmt.Sprintf("%d signing secret(s) set", len(in.WebhookSecrets)), ""})
+		secret.Found = "STRIPE_WEBHOOK_SECRET is empty: Stripe's events are refused with 503"
+		secret.Fix = setup + " It prints a new endpoint's secret to set STRIPE_WEBHOOK_SECRET to."
+	}
+	if in.WebhookURLProblem != "" {
+		return []Check{secret, {"webhook endpoint", in.WebhookURLProblem, "Run doctor with --url set to the public address Stripe sends to."}}
 	}
 	keep, stale, err := endpointsAt(ctx, sc, in.WebhookURL)
 	if err != nil {
-		return append(checks, Check{"webhook endpoint", "Stripe's endpoints could not be listed: " + errs.From(err).Message,
-			"Give the key read and write access to webhook endpoints."})
+		return []Check{secret, {"webhook endpoint", "Stripe's endpoints could not be listed: " + errs.From(err).Message,
+			"Give the key read and write access to webhook endpoints."}}
 	}
 	if keep == nil && len(stale) == 0 {
-		return append(checks, Check{"webhook endpoint", "no endpoint sends events to " + in.WebhookURL, setup})
+		return []Check{secret, {"webhook endpoint", "no endpoint sends events to " + in.WebhookURL, setup}}
 	}
 	if keep == nil {
 		keep, stale = stale[0], stale[1:]
 	}
+	if len(in.WebhookSecrets) == 0 {
+		// The API shows a secret only when it makes the endpoint.
+		secret.Fix = fmt.Sprintf("Reveal the signing secret of %s in the Stripe Dashboard (Developers → Webhooks) and set STRIPE_WEBHOOK_SECRET to it.", keep.ID)
+	}
+	checks := []Check{secret}
 	found := fmt.Sprintf("%s sends to %s", keep.ID, in.WebhookURL)
 	var fixes []string
 	if keep.Status != "enabled" {
@@ -119,8 +136,8 @@ func (s *Service) checkWebhook(ctx context.Context, sc *client.API, in DoctorInp
 		fixes = append(fixes, "it also sends "+strings.Join(extra, ", ")+", which Patronage stores and ignores")
 	}
 	if keep.APIVersion != stripe.APIVersion {
-		fixes = append(fixes, fmt.Sprintf("it renders events at API version %s, not %s, the one Patronage reads (setup-webhook makes a new endpoint: Stripe cannot change an endpoint's version)",
-			keep.APIVersion, stripe.APIVersion))
+		fixes = append(fixes, fmt.Sprintf("it renders events at %s, not %s, the one Patronage reads (setup-webhook makes a new endpoint: Stripe cannot change an endpoint's version)",
+			VersionName(keep.APIVersion), stripe.APIVersion))
 	}
 	check := Check{Subject: "webhook endpoint", Found: found}
 	if len(fixes) > 0 {
@@ -131,7 +148,7 @@ func (s *Service) checkWebhook(ctx context.Context, sc *client.API, in DoctorInp
 	}
 	checks = append(checks, check)
 	for _, ep := range stale {
-		checks = append(checks, Check{"webhook endpoint", fmt.Sprintf("%s also sends to %s (API version %s, %s)", ep.ID, in.WebhookURL, ep.APIVersion, ep.Status),
+		checks = append(checks, Check{"webhook endpoint", fmt.Sprintf("%s also sends to %s (%s, %s)", ep.ID, in.WebhookURL, VersionName(ep.APIVersion), ep.Status),
 			fmt.Sprintf("Once STRIPE_WEBHOOK_SECRET holds the secret of %s, run `patronage stripe setup-webhook --url %s --delete-stale`.", keep.ID, in.WebhookURL)})
 	}
 	return checks

@@ -65,7 +65,6 @@ func (s *Service) SetupWebhook(ctx context.Context, url string, deleteStale bool
 	for _, ep := range stale {
 		out.Stale = append(out.Stale, StaleEndpoint{ID: ep.ID, APIVersion: ep.APIVersion, Status: ep.Status})
 	}
-	want := WebhookEvents()
 	if keep == nil {
 		params := WebhookEndpointParams(url)
 		params.Context = ctx
@@ -77,27 +76,23 @@ func (s *Service) SetupWebhook(ctx context.Context, url string, deleteStale bool
 		return out, nil
 	}
 	out.EndpointID = keep.ID
-	params := &stripe.WebhookEndpointParams{}
-	params.Context = ctx
-	if !slices.Equal(slices.Sorted(slices.Values(keep.EnabledEvents)), want) {
-		params.EnabledEvents = stripe.StringSlice(want)
-		out.Updated = append(out.Updated, "events")
-	}
-	if keep.Status != "enabled" {
-		params.Disabled = stripe.Bool(false)
-		out.Updated = append(out.Updated, "enabled again")
-	}
+	var params *stripe.WebhookEndpointParams
+	params, out.Updated = RepairWebhookEndpointParams(keep)
 	if len(out.Updated) > 0 {
+		params.Context = ctx
 		if _, err := sc.WebhookEndpoints.Update(keep.ID, params); err != nil {
 			return out, stripeapi.MapError(err)
 		}
 	}
 	if deleteStale {
 		for _, ep := range stale {
-			if _, err := sc.WebhookEndpoints.Del(ep.ID, &stripe.WebhookEndpointParams{Params: stripe.Params{Context: ctx}}); err != nil && !isMissing(err) {
+			_, err := sc.WebhookEndpoints.Del(ep.ID, &stripe.WebhookEndpointParams{Params: stripe.Params{Context: ctx}})
+			switch {
+			case err == nil:
+				out.Deleted = append(out.Deleted, ep.ID)
+			case !isMissing(err): // one already gone is not reported as deleted
 				return out, stripeapi.MapError(err)
 			}
-			out.Deleted = append(out.Deleted, ep.ID)
 		}
 	}
 	return out, nil
@@ -112,6 +107,32 @@ func WebhookEndpointParams(url string) *stripe.WebhookEndpointParams {
 		Description:   stripe.String("Patronage: the events it handles"),
 		Metadata:      map[string]string{"patronage": "webhook"},
 	}
+}
+
+// RepairWebhookEndpointParams updates ep to what WebhookEndpointParams
+// made, and says what it changes; with nothing to change, the list is
+// empty. The API version is not among them: Stripe cannot change it.
+func RepairWebhookEndpointParams(ep *stripe.WebhookEndpoint) (*stripe.WebhookEndpointParams, []string) {
+	params := &stripe.WebhookEndpointParams{}
+	var changes []string
+	if want := WebhookEvents(); !slices.Equal(slices.Sorted(slices.Values(ep.EnabledEvents)), want) {
+		params.EnabledEvents = stripe.StringSlice(want)
+		changes = append(changes, "events")
+	}
+	if ep.Status != "enabled" {
+		params.Disabled = stripe.Bool(false)
+		changes = append(changes, "enabled again")
+	}
+	return params, changes
+}
+
+// VersionName names an endpoint's API version for a person; Stripe leaves
+// it empty for an endpoint that follows the account's default.
+func VersionName(v string) string {
+	if v == "" {
+		return "the account's default API version"
+	}
+	return "API version " + v
 }
 
 // endpointsAt lists the endpoints sending to url: the one to keep (at the
@@ -155,9 +176,14 @@ func endpointsAt(ctx context.Context, sc *client.API, url string) (keep *stripe.
 
 // PortalSettings are what the billing portal shows besides the tiers.
 type PortalSettings struct {
+	// Each is set when given and otherwise left as it is, so a later run
+	// without them keeps what an earlier one set.
 	Headline          string // at most 60 characters; longer is cut
 	PrivacyPolicyURL  string
 	TermsOfServiceURL string
+	// DefaultHeadline is the headline of a new configuration when Headline
+	// is empty (the newsroom's name); Stripe wants one.
+	DefaultHeadline string
 }
 
 // PortalSetup is what SetupPortal found and did.
@@ -176,6 +202,7 @@ var cancellationReasons = []string{"too_expensive", "unused", "low_quality", "mi
 // portalWant is the configuration the portal should have.
 type portalWant struct {
 	headline, privacy, terms, returnURL string
+	defaultHeadline                     string
 	products                            map[string][]string // product id → its active price ids, sorted
 	// profile compares the business profile too; doctor leaves it out,
 	// since it does not know the flags setup-portal was given.
@@ -192,7 +219,8 @@ func (s *Service) wantPortal(ctx context.Context, set PortalSettings) (portalWan
 		return portalWant{}, err
 	}
 	w := portalWant{headline: truncate(strings.TrimSpace(set.Headline), 60), privacy: set.PrivacyPolicyURL, terms: set.TermsOfServiceURL,
-		returnURL: s.baseURL.String() + "/account", products: map[string][]string{}, profile: true}
+		defaultHeadline: truncate(strings.TrimSpace(set.DefaultHeadline), 60),
+		returnURL:       s.baseURL.String() + "/account", products: map[string][]string{}, profile: true}
 	var missing []string
 	for _, t := range tiers {
 		var prices []string
@@ -221,16 +249,17 @@ func (s *Service) wantPortal(ctx context.Context, set PortalSettings) (portalWan
 	return w, nil
 }
 
-// params is the create or update request for w. An empty policy or terms
-// URL is left out of a create and sent empty in an update, which clears it.
-func (w portalWant) params(ctx context.Context, updating bool) *stripe.BillingPortalConfigurationParams {
+// params is the create or update request for w. A headline, policy or
+// terms URL not given is left as it is; a new configuration gets the
+// default headline.
+func (w portalWant) params(ctx context.Context, creating bool) *stripe.BillingPortalConfigurationParams {
 	products := make([]*stripe.BillingPortalConfigurationFeaturesSubscriptionUpdateProductParams, 0, len(w.products))
 	for _, id := range slices.Sorted(maps.Keys(w.products)) {
 		products = append(products, &stripe.BillingPortalConfigurationFeaturesSubscriptionUpdateProductParams{
 			Product: stripe.String(id), Prices: stripe.StringSlice(w.products[id])})
 	}
 	p := &stripe.BillingPortalConfigurationParams{
-		BusinessProfile:  &stripe.BillingPortalConfigurationBusinessProfileParams{Headline: stripe.String(w.headline)},
+		BusinessProfile:  &stripe.BillingPortalConfigurationBusinessProfileParams{},
 		DefaultReturnURL: stripe.String(w.returnURL),
 		Features: &stripe.BillingPortalConfigurationFeaturesParams{
 			CustomerUpdate: &stripe.BillingPortalConfigurationFeaturesCustomerUpdateParams{
@@ -248,10 +277,16 @@ func (w portalWant) params(ctx context.Context, updating bool) *stripe.BillingPo
 		},
 		Metadata: map[string]string{"patronage": "portal"},
 	}
-	if w.privacy != "" || updating {
+	switch {
+	case w.headline != "":
+		p.BusinessProfile.Headline = stripe.String(w.headline)
+	case creating:
+		p.BusinessProfile.Headline = stripe.String(w.defaultHeadline)
+	}
+	if w.privacy != "" {
 		p.BusinessProfile.PrivacyPolicyURL = stripe.String(w.privacy)
 	}
-	if w.terms != "" || updating {
+	if w.terms != "" {
 		p.BusinessProfile.TermsOfServiceURL = stripe.String(w.terms)
 	}
 	p.Context = ctx
@@ -268,7 +303,8 @@ func (w portalWant) differences(c *stripe.BillingPortalConfiguration) []string {
 	}
 	differ(c.Active, "active")
 	if bp := c.BusinessProfile; w.profile {
-		differ(bp != nil && bp.Headline == w.headline && bp.PrivacyPolicyURL == w.privacy && bp.TermsOfServiceURL == w.terms, "business profile")
+		differ(bp != nil && (w.headline == "" || bp.Headline == w.headline) && (w.privacy == "" || bp.PrivacyPolicyURL == w.privacy) &&
+			(w.terms == "" || bp.TermsOfServiceURL == w.terms), "business profile")
 	}
 	differ(c.DefaultReturnURL == w.returnURL, "return URL")
 	f := c.Features
@@ -328,7 +364,7 @@ func (s *Service) SetupPortal(ctx context.Context, set PortalSettings) (PortalSe
 		return out, err
 	}
 	if current == nil {
-		conf, err := sc.BillingPortalConfigurations.New(want.params(ctx, false))
+		conf, err := sc.BillingPortalConfigurations.New(want.params(ctx, true))
 		if err != nil {
 			return out, stripeapi.MapError(err)
 		}
@@ -340,7 +376,7 @@ func (s *Service) SetupPortal(ctx context.Context, set PortalSettings) (PortalSe
 	if len(out.Updated) == 0 {
 		return out, nil
 	}
-	params := want.params(ctx, true)
+	params := want.params(ctx, false)
 	params.Active = stripe.Bool(true)
 	if _, err := sc.BillingPortalConfigurations.Update(current.ID, params); err != nil {
 		return out, stripeapi.MapError(err)

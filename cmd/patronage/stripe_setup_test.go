@@ -111,9 +111,11 @@ func TestTheNewsroomSetsUpStripeFromTheCommandLine(t *testing.T) {
 	}
 
 	// Run twice, it changes nothing and says so.
+	// Without the secret configured, it says where to find it again.
 	n = len(fake.Requests())
 	out, stderr, code = runCommand(t, env, "stripe", "setup-webhook", "--url", hook)
-	if code != 0 || !strings.Contains(out, "nothing changed") || secretPattern.MatchString(out) {
+	if code != 0 || !strings.Contains(out, "nothing changed") || secretPattern.MatchString(out) ||
+		!strings.Contains(out, "reveal the signing secret of "+ep["id"].(string)+" in the Stripe Dashboard") {
 		t.Errorf("second setup-webhook: exit %d %q %q", code, out, stderr)
 	}
 	if got := writesSince(fake, n); len(got) != 0 {
@@ -207,6 +209,19 @@ func TestTheNewsroomSetsUpStripeFromTheCommandLine(t *testing.T) {
 		}
 	}
 
+	// Run without its flags, it keeps the policy URL an earlier run set.
+	n = len(fake.Requests())
+	out, _, code = runCommand(t, env, "stripe", "setup-portal")
+	if code != 0 || !strings.Contains(out, "nothing changed") {
+		t.Errorf("setup-portal without its flags: exit %d\n%s", code, out)
+	}
+	if got := writesSince(fake, n); len(got) != 0 {
+		t.Errorf("setup-portal without its flags wrote %v, want nothing", got)
+	}
+	if conf, _ := fake.PortalConfiguration(confID); conf["business_profile"].(map[string]any)["privacy_policy_url"] != "https://news.example.org/privacy" {
+		t.Errorf("the privacy URL after a run without it = %v", conf["business_profile"])
+	}
+
 	// Now doctor finds nothing to fix.
 	out, stderr, code = runCommand(t, env, "stripe", "doctor", "--url", hook)
 	if code != 0 || strings.Contains(out, "FIX") || !strings.Contains(out, "Stripe is ready for Patronage.") {
@@ -231,7 +246,7 @@ func TestTheNewsroomSetsUpStripeFromTheCommandLine(t *testing.T) {
 	for _, want := range []string{
 		"price " + archived + " is archived", "→ Run `patronage stripe push-tiers`.",
 		"FIX  webhook endpoint: " + old.ID + " sends to " + oldHook + ", but it also sends every event type (*)",
-		"it renders events at API version " + stripefake.AccountAPIVersion + ", not " + stripe.APIVersion,
+		"it renders events at the account's default API version, not " + stripe.APIVersion,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor does not say %q:\n%s", want, out)
@@ -289,6 +304,14 @@ func TestTheNewsroomSetsUpStripeFromTheCommandLine(t *testing.T) {
 		t.Errorf("endpoints at %s = %v, want one at %s", oldHook, at, stripe.APIVersion)
 	}
 
+	// Given an address Stripe cannot reach, doctor says so and still makes
+	// its other checks.
+	out, _, code = runCommand(t, env, "stripe", "doctor", "--url", "http://localhost:8080/webhooks/stripe")
+	if code != 1 || !strings.Contains(out, "FIX  webhook endpoint: Stripe cannot reach http://localhost:8080/webhooks/stripe") ||
+		!strings.Contains(out, "ok   key: ") || !strings.Contains(out, "ok   tier press: ") {
+		t.Errorf("doctor --url localhost: exit %d\n%s", code, out)
+	}
+
 	// Stripe cannot reach loopback; a bad --url is a usage error.
 	for _, url := range []string{"http://127.0.0.1:8080/webhooks/stripe", "http://localhost/webhooks/stripe", "news.example.org"} {
 		if _, stderr, code := runCommand(t, env, "stripe", "setup-webhook", "--url", url); code != 2 || stderr == "" {
@@ -324,7 +347,11 @@ func TestTheSetUpCommandsSpeakStripesAPI(t *testing.T) {
 	if _, err := sc.WebhookEndpoints.New(params); err != nil {
 		t.Errorf("create the webhook endpoint on stripe-mock: %v", err)
 	}
-	if _, err := sc.WebhookEndpoints.Update("we_123", &stripe.WebhookEndpointParams{EnabledEvents: params.EnabledEvents, Disabled: stripe.Bool(false)}); err != nil {
+	repair, changes := billing.RepairWebhookEndpointParams(&stripe.WebhookEndpoint{EnabledEvents: []string{"invoice.paid"}, Status: "disabled"})
+	if len(changes) != 2 {
+		t.Errorf("repairing a disabled endpoint with one event changes %v, want the events and its status", changes)
+	}
+	if _, err := sc.WebhookEndpoints.Update("we_123", repair); err != nil {
 		t.Errorf("update the webhook endpoint on stripe-mock: %v", err)
 	}
 	out, stderr, code = runCommand(t, env, "stripe", "setup-portal", "--terms-url", "https://news.example.org/terms")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -85,7 +84,7 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 				fs.BoolVar(&deleteStale, "delete-stale", false, "delete the other endpoints at the URL")
 			}
 		case "setup-portal":
-			fs.StringVar(&portal.Headline, "headline", "", "the portal's headline (default NEWSROOM_NAME)")
+			fs.StringVar(&portal.Headline, "headline", "", "the portal's headline (a new portal's default: NEWSROOM_NAME)")
 			fs.StringVar(&portal.PrivacyPolicyURL, "privacy-url", "", "the newsroom's privacy policy")
 			fs.StringVar(&portal.TermsOfServiceURL, "terms-url", "", "the newsroom's terms")
 		}
@@ -123,20 +122,24 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 		return runStripeSync(ctx, svc, db, logger, since, stdout)
 	case "setup-webhook", "doctor":
 		url, err := webhookURL(urlFlag, cfg.BaseURL, cfg.StripeSecretKey)
+		if sub == "doctor" {
+			in := billing.DoctorInput{SecretKey: cfg.StripeSecretKey, WebhookURL: url, WebhookSecrets: cfg.StripeWebhookSecrets}
+			if err != nil { // the other checks are still worth making
+				in.WebhookURLProblem = strings.TrimPrefix(err.Error(), "stripe: ")
+			}
+			return runStripeDoctor(ctx, svc, in, stdout)
+		}
 		if err != nil {
 			return err
 		}
-		if sub == "doctor" {
-			return runStripeDoctor(ctx, svc, billing.DoctorInput{SecretKey: cfg.StripeSecretKey, WebhookURL: url, WebhookSecrets: cfg.StripeWebhookSecrets}, stdout)
-		}
-		return runSetupWebhook(ctx, svc, url, deleteStale, stdout)
+		return runSetupWebhook(ctx, svc, url, deleteStale, len(cfg.StripeWebhookSecrets) > 0, stdout)
 	case "setup-portal":
 		for _, u := range []string{portal.PrivacyPolicyURL, portal.TermsOfServiceURL} {
 			if p, err := neturl.Parse(u); u != "" && (err != nil || p.Scheme != "https" || p.Host == "") {
 				return &usageError{fmt.Sprintf("stripe setup-portal: %q is not an https:// URL", u)}
 			}
 		}
-		portal.Headline = cmp.Or(portal.Headline, cfg.NewsroomName)
+		portal.DefaultHeadline = cfg.NewsroomName
 		rep, err := svc.SetupPortal(ctx, portal)
 		if err != nil {
 			return err
@@ -197,7 +200,7 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-func runSetupWebhook(ctx context.Context, svc *billing.Service, url string, deleteStale bool, stdout io.Writer) error {
+func runSetupWebhook(ctx context.Context, svc *billing.Service, url string, deleteStale, haveSecret bool, stdout io.Writer) error {
 	rep, err := svc.SetupWebhook(ctx, url, deleteStale)
 	if err != nil {
 		return err
@@ -205,7 +208,7 @@ func runSetupWebhook(ctx context.Context, svc *billing.Service, url string, dele
 	events := len(billing.WebhookEvents())
 	switch {
 	case rep.Created:
-		fmt.Fprintf(stdout, "Created webhook endpoint %s for %s: %d events, API version %s.\nIts signing secret, which Stripe shows only now:\n\n    %s\n\n",
+		fmt.Fprintf(stdout, "Created webhook endpoint %s for %s: %d events, API version %s.\nIts signing secret (the API shows it only now; the Dashboard can reveal it later):\n\n    %s\n\n",
 			rep.EndpointID, url, events, stripe.APIVersion, rep.Secret)
 		if len(rep.Stale) == 0 {
 			fmt.Fprintf(stdout, "Set STRIPE_WEBHOOK_SECRET=%s and restart.\n", rep.Secret)
@@ -215,13 +218,16 @@ func runSetupWebhook(ctx context.Context, svc *billing.Service, url string, dele
 	default:
 		fmt.Fprintf(stdout, "Webhook endpoint %s for %s is up to date (%d events, API version %s); nothing changed.\n", rep.EndpointID, url, events, stripe.APIVersion)
 	}
+	if !rep.Created && !haveSecret {
+		fmt.Fprintf(stdout, "STRIPE_WEBHOOK_SECRET is empty: reveal the signing secret of %s in the Stripe Dashboard (Developers → Webhooks) and set it.\n", rep.EndpointID)
+	}
 	for _, id := range rep.Deleted {
 		fmt.Fprintf(stdout, "Deleted the old endpoint %s.\n", id)
 	}
 	if len(rep.Stale) > len(rep.Deleted) {
 		var old []string
 		for _, ep := range rep.Stale {
-			old = append(old, fmt.Sprintf("%s (API version %s, %s)", ep.ID, ep.APIVersion, ep.Status))
+			old = append(old, fmt.Sprintf("%s (%s, %s)", ep.ID, billing.VersionName(ep.APIVersion), ep.Status))
 		}
 		fmt.Fprintf(stdout, "Stripe also sends to %s from %s; each endpoint signs with its own secret and Patronage takes each event once.\n", url, strings.Join(old, ", "))
 		if rep.Created {

@@ -11,11 +11,6 @@ import (
 // `setup-portal` and `doctor` work on: the account, webhook endpoints and
 // billing portal configurations.
 
-// AccountAPIVersion is the fake account's default API version: what an
-// endpoint created without api_version renders its events as. It is older
-// than stripe-go v76's, as an account opened years ago would be.
-const AccountAPIVersion = "2020-08-27"
-
 // maxWebhookEndpoints is Stripe's limit of endpoints per account and mode.
 const maxWebhookEndpoints = 16
 
@@ -54,7 +49,9 @@ func createWebhookEndpoint(s *Server, _ string, p params) (map[string]any, *apiE
 	if live >= maxWebhookEndpoints {
 		return nil, invalid("url", fmt.Sprintf("You have reached the maximum of %d test webhook endpoints.", maxWebhookEndpoints))
 	}
-	version := AccountAPIVersion
+	// Without api_version the endpoint follows the account's default
+	// version, and Stripe shows its api_version as null.
+	var version any
 	if v, ok := p.str("api_version"); ok {
 		if !versionDate.MatchString(v) {
 			return nil, invalid("api_version", "Invalid API version: "+v)
