@@ -384,14 +384,15 @@ func (s *Service) sendMail(ctx context.Context, pm pendingMail) error {
 		tierName = t.Name
 	}
 	account := s.baseURL.String() + "/account"
+	templates := s.templates.In(m.MailLanguage()) // the member's own, else the newsroom's default
 	var msg mail.Message
 	switch pm.kind {
 	case "welcome":
-		msg, err = s.templates.WelcomePatron(m.Email, m.Name, tierName, account)
+		msg, err = templates.WelcomePatron(m.Email, m.Name, tierName, account)
 	case "payment_failed":
-		msg, err = s.templates.PaymentFailed(m.Email, m.Name, pm.amount, pm.currency, account)
+		msg, err = templates.PaymentFailed(m.Email, m.Name, pm.amount, pm.currency, account)
 	case "trial_ending":
-		msg, err = s.templates.TrialEnding(m.Email, m.Name, tierName, pm.at, account)
+		msg, err = templates.TrialEnding(m.Email, m.Name, tierName, pm.at, account)
 	default:
 		return fmt.Errorf("unknown mail %q", pm.kind)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi/stripefake"
@@ -39,7 +40,7 @@ func eachDB(t *testing.T, fn func(t *testing.T, f fixture)) {
 
 func newFixture(t *testing.T, db *sqldb.DB, fake *stripefake.Server, sc *client.API) fixture {
 	base, _ := url.Parse("https://patrons.test")
-	templates, err := mail.NewTemplates("The Test Times")
+	templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

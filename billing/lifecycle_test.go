@@ -13,6 +13,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi/stripefake"
@@ -59,12 +60,12 @@ func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode, events ...me
 	fake.SetNow(lifecycleStart)
 	w := &world{t: t, db: db, stripe: fake, mode: mode, mail: &recordingMail{sent: make(chan mail.Message, 100)}, changes: make(chan billing.AccessChange, 1000)}
 	base, _ := url.Parse("https://patrons.test")
-	templates, err := mail.NewTemplates("The Test Times")
+	templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.members = members.NewService(members.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Mailer: w.mail, Templates: templates, BaseURL: base, Logger: testenv.Logger(),
-		Events: sink})
+		Events: sink, Languages: []string{"en", "uk"}})
 	t.Cleanup(func() { w.members.Close(context.Background()) })
 	// The service's clock follows Stripe's, so grace and period ends are
 	// judged at the scenario's time.
@@ -263,6 +264,23 @@ func (w *world) noMoreMail() {
 		w.t.Errorf("unexpected mail %q", m.Subject)
 	default:
 	}
+}
+
+// A patron who reads Ukrainian is welcomed in Ukrainian.
+func TestPatronMailIsInTheMembersLanguage(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db, billing.ModeFetch)
+		m, err := w.members.FindOrCreateMember(context.Background(), "olena@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.members.SetLanguage(context.Background(), m.ID, "uk"); err != nil {
+			t.Fatal(err)
+		}
+		w.subscribe("olena@example.org", "coffee", "month")
+		w.deliver(w.stripe.TakeEvents()...)
+		w.wantMail("Вітаємо й дякуємо за підтримку редакції «The Test Times»")
+	})
 }
 
 func TestCheckoutRenewalFailureAndRecovery(t *testing.T) {

@@ -5,6 +5,7 @@
 package members
 
 import (
+	"cmp"
 	"net/mail"
 	"strings"
 	"time"
@@ -37,9 +38,16 @@ type Member struct {
 	Name             string // may be empty
 	Role             Role
 	StripeCustomerID string // empty until the first checkout
+	Language         string // chosen for pages and mail; "" for none (the browser, then DEFAULT_LANGUAGE, decide)
+	JoinedLanguage   string // the language of the page they joined from; "" when not joined from a page
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }
+
+// MailLanguage is the language of mail to the member: the one they chose,
+// else the one of the page they joined from; "" leaves it to
+// DEFAULT_LANGUAGE.
+func (m Member) MailLanguage() string { return cmp.Or(m.Language, m.JoinedLanguage) }
 
 // Access is whether a member currently has paid (or granted) access. It is
 // computed by billing; members only carries the shape.

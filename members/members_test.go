@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -45,13 +46,13 @@ func eachBackend(t *testing.T, fn func(t *testing.T, s *members.Service, c *cloc
 	testenv.EachRedis(t, func(t *testing.T, r *redisx.Redis) {
 		testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 			c := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-			templates, err := mail.NewTemplates("The Test Times")
+			templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
 			if err != nil {
 				t.Fatal(err)
 			}
 			base, _ := url.Parse("https://patrons.test")
 			s := members.NewService(members.Deps{DB: db, Redis: r, Mailer: discardMail{}, Templates: templates, BaseURL: base,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now})
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now, Languages: []string{"en", "uk"}})
 			t.Cleanup(func() { s.Close(context.Background()) })
 			fn(t, s, c)
 		})
@@ -116,7 +117,7 @@ func TestSessionsExpireWhenIdle(t *testing.T) {
 	if _, err := db.Migrate(context.Background(), sqldb.Migrations()); err != nil {
 		t.Fatal(err)
 	}
-	templates, _ := mail.NewTemplates("T")
+	templates, _ := mail.NewTemplates("T", i18ntest.Catalog(t))
 	base, _ := url.Parse("https://patrons.test")
 	s := members.NewService(members.Deps{DB: db, Redis: r, Mailer: discardMail{}, Templates: templates, BaseURL: base, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now})
 	ctx := context.Background()
@@ -347,6 +348,53 @@ func TestEraseMember(t *testing.T) {
 		entries, err := s.AuditLog(ctx, members.AuditQuery{SubjectID: m.ID, Limit: 10})
 		if err != nil || len(entries) != 2 || !strings.Contains(fmt.Sprint(entries), "member.erase") || strings.Contains(fmt.Sprint(entries), "gone@") {
 			t.Errorf("audit after erasure = %+v, %v", entries, err)
+		}
+	})
+}
+
+// A member's language is one there is a catalogue for, kept on both
+// engines, and read back with the member wherever it is found.
+func TestAMembersLanguage(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *members.Service, c *clock) {
+		ctx := context.Background()
+		m, err := s.CreateMember(ctx, members.CommandLine, "olena@example.org", "Олена")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Language != "" {
+			t.Errorf("a new member's language = %q, want none", m.Language)
+		}
+		got, err := s.SetLanguage(ctx, m.ID, " UK ")
+		if err != nil || got.Language != "uk" {
+			t.Fatalf("SetLanguage(UK) = %q, %v; want uk", got.Language, err)
+		}
+		for _, read := range []func() (members.Member, error){
+			func() (members.Member, error) { return s.FindMemberByID(ctx, m.ID) },
+			func() (members.Member, error) { return s.FindMemberByEmail(ctx, "olena@example.org") },
+			func() (members.Member, error) {
+				id, err := s.StartSession(ctx, m.ID)
+				if err != nil {
+					return members.Member{}, err
+				}
+				return s.MemberForSession(ctx, id)
+			},
+		} {
+			if found, err := read(); err != nil || found.Language != "uk" {
+				t.Errorf("read back: language %q, %v; want uk", found.Language, err)
+			}
+		}
+		_, err = s.SetLanguage(ctx, m.ID, "de")
+		if e := errs.From(err); e.Kind != errs.Invalid || e.Fields["language"] != "must be one of en, uk" {
+			t.Errorf("SetLanguage(de) = %v, want a 422 naming the language", err)
+		}
+		if found, _ := s.FindMemberByID(ctx, m.ID); found.Language != "uk" {
+			t.Errorf("a refused language changed the member's: %q", found.Language)
+		}
+		if got, err := s.SetLanguage(ctx, m.ID, ""); err != nil || got.Language != "" {
+			t.Errorf("clearing the language = %q, %v", got.Language, err)
+		}
+		if _, err := s.SetLanguage(ctx, "mem_nobody", "en"); !errs.Is(err, errs.NotFound) {
+			t.Errorf("SetLanguage of nobody = %v, want not found", err)
 		}
 	})
 }

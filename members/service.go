@@ -1,6 +1,7 @@
 package members
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,11 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/ids"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/redisx"
@@ -33,6 +36,7 @@ type Service struct {
 	cache     *ttlcache.Cache[string, Member]
 	sessions  *ttlcache.Cache[string, readSession] // by session id hash
 	events    EventSink
+	languages []string
 }
 
 // Deps is what the Service needs.
@@ -46,6 +50,9 @@ type Deps struct {
 	Now       func() time.Time // defaults to the real clock
 	// Events hears member.created and member.deleted; nil hears nothing.
 	Events EventSink
+	// Languages are the languages a member may choose for pages and mail:
+	// those there are message catalogues for.
+	Languages []string
 }
 
 // NewService builds the members service.
@@ -54,7 +61,8 @@ func NewService(d Deps) *Service {
 	if now == nil {
 		now = sqldb.Now
 	}
-	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, events: d.Events, cache: newMemberCache(), sessions: newSessionCache()}
+	return &Service{db: d.DB, redis: d.Redis, mailer: d.Mailer, templates: d.Templates, baseURL: d.BaseURL, logger: d.Logger, now: now, events: d.Events,
+		languages: d.Languages, cache: newMemberCache(), sessions: newSessionCache()}
 }
 
 // Close waits for mail still being sent, until ctx ends.
@@ -98,7 +106,7 @@ func (s *Service) SignUp(ctx context.Context, email, name, next string) error {
 	s.inBackground(ctx, "sign up", func(ctx context.Context) error {
 		if !known {
 			now := s.now()
-			m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
+			m = Member{ID: ids.New("mem"), Email: email, Name: name, Role: RolePatron, JoinedLanguage: i18n.LanguageOf(ctx), CreatedAt: now, UpdatedAt: now}
 			err := s.db.InTx(ctx, func(tx *sql.Tx) error { return s.insertNew(ctx, tx, m) })
 			if errs.Is(err, errs.Conflict) { // a concurrent sign-up won the race
 				m, err = findMemberByEmail(ctx, s.db, email)
@@ -151,7 +159,10 @@ func (s *Service) mailSignInLink(ctx context.Context, m Member, next string) err
 	if err != nil {
 		return err
 	}
-	msg, err := s.templates.SignInLink(m.Email, link, SignInTokenTTL)
+	// In the member's own language, else the one the request asking for
+	// the link was answered in, else the newsroom's default.
+	lang := cmp.Or(m.Language, i18n.LanguageOf(ctx), m.JoinedLanguage)
+	msg, err := s.templates.In(lang).SignInLink(m.Email, link, SignInTokenTTL)
 	if err != nil {
 		return fmt.Errorf("render sign-in mail: %w", err)
 	}
@@ -355,19 +366,19 @@ func (s *Service) MemberForAPIToken(ctx context.Context, token string) (Member, 
 	var tokenID string
 	var lastUsed, revoked sql.NullTime
 	var m Member
-	var name, customer sql.NullString
+	var name, customer, language sql.NullString
 	var role string
 	err := s.db.QueryRowContext(ctx, `SELECT t.id, t.last_used_at, t.revoked_at,
-		m.id, m.email, m.name, m.role, m.stripe_customer_id, m.created_at, m.updated_at
+		m.id, m.email, m.name, m.role, m.stripe_customer_id, m.language, m.created_at, m.updated_at
 		FROM api_tokens t JOIN members m ON m.id = t.member_id WHERE t.token_hash = $1`, ids.Hash(token)).
-		Scan(&tokenID, &lastUsed, &revoked, &m.ID, &m.Email, &name, &role, &customer, &m.CreatedAt, &m.UpdatedAt)
+		Scan(&tokenID, &lastUsed, &revoked, &m.ID, &m.Email, &name, &role, &customer, &language, &m.CreatedAt, &m.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && revoked.Valid {
 		return Member{}, errBadToken
 	}
 	if err != nil {
 		return Member{}, fmt.Errorf("find API token: %w", err)
 	}
-	m.Name, m.StripeCustomerID, m.Role = name.String, customer.String, Role(role)
+	m.Name, m.StripeCustomerID, m.Language, m.Role = name.String, customer.String, language.String, Role(role)
 	now := s.now()
 	if !lastUsed.Valid || now.Sub(lastUsed.Time) > time.Minute {
 		// At most one write a minute per token, however busy it is.
@@ -454,7 +465,7 @@ func (s *Service) FindOrCreateMember(ctx context.Context, email string) (Member,
 		return m, err
 	}
 	now := s.now()
-	m = Member{ID: ids.New("mem"), Email: email, Role: RolePatron, CreatedAt: now, UpdatedAt: now}
+	m = Member{ID: ids.New("mem"), Email: email, Role: RolePatron, JoinedLanguage: i18n.LanguageOf(ctx), CreatedAt: now, UpdatedAt: now}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error { return s.insertNew(ctx, tx, m) })
 	if errs.Is(err, errs.Conflict) {
 		return findMemberByEmail(ctx, s.db, email)
@@ -478,11 +489,49 @@ func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, memberID string, da
 	return s.events.Emit(ctx, tx, typ, memberID, data)
 }
 
-// AdminEmails lists the admins' addresses, for mail only they should get.
-func (s *Service) AdminEmails(ctx context.Context) ([]string, error) {
-	list, err := sqldb.QueryStrings(ctx, s.db, `SELECT email FROM members WHERE role = $1 ORDER BY email`, string(RoleAdmin))
+// Admins lists the admins, by email, for mail only they should get (each
+// in their own language).
+func (s *Service) Admins(ctx context.Context) ([]Member, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+memberColumns+` FROM members WHERE role = $1 ORDER BY email`, string(RoleAdmin))
 	if err != nil {
 		return nil, fmt.Errorf("list admins: %w", err)
 	}
+	defer rows.Close()
+	var list []Member
+	for rows.Next() {
+		m, err := scanMember(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list admins: %w", err)
+		}
+		list = append(list, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
 	return list, nil
+}
+
+// SetLanguage records the language a member reads pages and mail in; ""
+// clears it (their browser, then the newsroom's default, decide). A
+// language without a catalogue is refused.
+func (s *Service) SetLanguage(ctx context.Context, memberID, language string) (Member, error) {
+	language = strings.TrimSpace(language)
+	if language != "" {
+		i := slices.IndexFunc(s.languages, func(l string) bool { return strings.EqualFold(l, language) })
+		if i < 0 {
+			return Member{}, errs.InvalidFields(map[string]string{"language": "must be one of " + strings.Join(s.languages, ", ")})
+		}
+		language = s.languages[i]
+	}
+	var m Member
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET language = $1, updated_at = $2 WHERE id = $3`, nullable(language), s.now(), memberID); err != nil {
+			return fmt.Errorf("set member language: %w", err)
+		}
+		var err error
+		m, err = findMemberByID(ctx, tx, memberID)
+		return err
+	})
+	s.cache.Forget(memberID) // after the commit, so no read can cache the old language again
+	return m, err
 }

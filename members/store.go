@@ -20,24 +20,24 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-const memberColumns = `id, email, name, role, stripe_customer_id, created_at, updated_at`
+const memberColumns = `id, email, name, role, stripe_customer_id, language, joined_language, created_at, updated_at`
 
 func scanMember(row interface{ Scan(...any) error }) (Member, error) {
 	var m Member
-	var name, customer sql.NullString
+	var name, customer, language, joined sql.NullString
 	var role string
-	if err := row.Scan(&m.ID, &m.Email, &name, &role, &customer, &m.CreatedAt, &m.UpdatedAt); err != nil {
+	if err := row.Scan(&m.ID, &m.Email, &name, &role, &customer, &language, &joined, &m.CreatedAt, &m.UpdatedAt); err != nil {
 		return Member{}, err
 	}
-	m.Name, m.StripeCustomerID, m.Role = name.String, customer.String, Role(role)
+	m.Name, m.StripeCustomerID, m.Language, m.JoinedLanguage, m.Role = name.String, customer.String, language.String, joined.String, Role(role)
 	return m, nil
 }
 
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 func insertMember(ctx context.Context, q querier, m Member) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO members (`+memberColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		m.ID, m.Email, nullable(m.Name), string(m.Role), nullable(m.StripeCustomerID), m.CreatedAt, m.UpdatedAt)
+	_, err := q.ExecContext(ctx, `INSERT INTO members (`+memberColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		m.ID, m.Email, nullable(m.Name), string(m.Role), nullable(m.StripeCustomerID), nullable(m.Language), nullable(m.JoinedLanguage), m.CreatedAt, m.UpdatedAt)
 	if sqldb.IsUniqueViolation(err) {
 		// No lookup here: on PostgreSQL the failed insert has aborted the
 		// transaction. withExistingID adds the id after it ends.

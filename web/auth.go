@@ -52,7 +52,7 @@ func (s *Server) signUp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.members.SignUp(c.Request.Context(), req.Email, req.Name, req.Next); err != nil {
+	if err := s.members.SignUp(s.withLanguage(c), req.Email, req.Name, req.Next); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -71,7 +71,7 @@ func (s *Server) requestMagicLink(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.members.RequestSignInLink(c.Request.Context(), req.Email, req.Next); err != nil {
+	if err := s.members.RequestSignInLink(s.withLanguage(c), req.Email, req.Next); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -108,6 +108,7 @@ func (s *Server) allow(c *gin.Context, rule ratelimit.Rule, subject string) erro
 	return e
 }
 
+// humanDuration is waitWords in English, for the API's messages.
 func humanDuration(d time.Duration) string {
 	if d < time.Minute {
 		return "a minute"
@@ -119,7 +120,7 @@ func humanDuration(d time.Duration) string {
 func (s *Server) verifySignIn(c *gin.Context) {
 	m, err := s.members.ConsumeSignInToken(c.Request.Context(), c.Query("token"))
 	if errs.Is(err, errs.NotFound) {
-		s.renderPage(c, http.StatusBadRequest, "link_invalid.html", pageData{Title: "This link no longer works"})
+		s.renderPage(c, http.StatusBadRequest, "link_invalid.html", pageData{Title: s.loc(c).T("link_invalid.heading")})
 		return
 	}
 	if err != nil {

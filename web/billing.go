@@ -184,7 +184,7 @@ func (s *Server) startCheckout(c *gin.Context, req any, start func(ctx context.C
 		s.fail(c, err)
 		return
 	}
-	sess, err := start(c.Request.Context(), member)
+	sess, err := start(s.withLanguage(c), member) // a reader joining here gets mail in this page's language
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/patronage/patronage/internal/money"
 )
 
 func TestNiceScaleCoversTheValuesInRoundSteps(t *testing.T) {
@@ -119,7 +121,7 @@ func parseSVG(t *testing.T, markup string) (title, desc string, shapes []svgShap
 
 func TestStackedColumnsRiseAndFallFromZero(t *testing.T) {
 	spec := chartSpec{ID: "c", Title: "Movements <EUR>", Desc: `Ups & downs, "quoted"`, Labels: []string{"Jan 26", "Feb 26"},
-		Tick: func(v int64) string { return plainAmount(v, "eur") }}
+		Tick: func(v int64) string { return money.English.Amount(v, "EUR") }}
 	series := []chartSeries{
 		{Name: "New", Class: "new", Values: []int64{500, 0}},
 		{Name: "Expansion", Class: "expansion", Values: []int64{250, 0}},

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/patronage/patronage/internal/i18n"
 )
 
 // The embeddable boxes: /embed/join (become a patron) and /embed/vote
@@ -20,14 +22,19 @@ import (
 //go:embed templates/embed/*.html
 var embedFiles embed.FS
 
-func parseEmbeds() (map[string]*template.Template, error) {
-	out := map[string]*template.Template{}
-	for _, name := range []string{"join.html", "vote.html"} {
-		t, err := template.ParseFS(embedFiles, "templates/embed/layout.html", "templates/embed/"+name)
-		if err != nil {
-			return nil, err
+// parseEmbeds parses the boxes once for each language, as parsePages does
+// the pages.
+func parseEmbeds(catalog *i18n.Catalog) (map[string]map[string]*template.Template, error) {
+	out := map[string]map[string]*template.Template{}
+	for _, lang := range catalog.Languages() {
+		out[lang] = map[string]*template.Template{}
+		for _, name := range []string{"join.html", "vote.html"} {
+			t, err := template.New(name).Funcs(catalog.In(lang).Funcs()).ParseFS(embedFiles, "templates/embed/layout.html", "templates/embed/"+name)
+			if err != nil {
+				return nil, err
+			}
+			out[lang][name] = t
 		}
-		out[name] = t
 	}
 	return out, nil
 }
@@ -48,14 +55,16 @@ func (s *Server) renderEmbed(c *gin.Context, name string, data pageData) {
 	if strings.HasPrefix(s.customCSS, "/") {
 		data.CSSURL = s.customCSS // the newsroom's stylesheet when it is served from here; nothing from elsewhere
 	}
+	loc := s.loc(c)
 	var buf bytes.Buffer
-	if err := s.embeds[name].ExecuteTemplate(&buf, "layout", data); err != nil {
-		s.logger.ErrorContext(c.Request.Context(), "render page", "page", "embed/"+name, "err", err)
-		c.String(http.StatusInternalServerError, "Something went wrong on our side.")
+	if err := s.embeds[loc.Language()][name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.logger.ErrorContext(c.Request.Context(), "render page", "page", "embed/"+name, "language", loc.Language(), "err", err)
+		c.String(http.StatusInternalServerError, loc.T("error.render"))
 		return
 	}
 	c.Header("Content-Security-Policy", s.embedPolicy())
 	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Language", loc.Language())
 	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 }
 
@@ -68,7 +77,7 @@ func (s *Server) embedJoin(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderEmbed(c, "join.html", pageData{Title: "Become a patron", Join: &d})
+	s.renderEmbed(c, "join.html", pageData{Title: s.loc(c).T("nav.join"), Join: &d})
 }
 
 // embedVote is the open round: its topics, their counts when the round
@@ -82,5 +91,5 @@ func (s *Server) embedVote(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderEmbed(c, "vote.html", pageData{Title: "Vote on what we cover next", Vote: &d})
+	s.renderEmbed(c, "vote.html", pageData{Title: s.loc(c).T("vote.heading"), Vote: &d})
 }

@@ -43,7 +43,7 @@ func (s *Server) renderJoin(c *gin.Context, status int, currency, interval, prob
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, status, "join.html", pageData{Title: "Become a patron", Join: &d, Error: problem})
+	s.renderPage(c, status, "join.html", pageData{Title: s.loc(c).T("nav.join"), Join: &d, Error: problem})
 }
 
 // joinDataFor is what a join page or box shows for a currency and interval
@@ -53,6 +53,7 @@ func (s *Server) joinDataFor(c *gin.Context, currency, interval string) (joinDat
 	if err != nil {
 		return joinData{}, err
 	}
+	loc := s.loc(c)
 	d := joinData{Interval: "month", Nonce: ids.Secret()}
 	if interval == "year" {
 		d.Interval = "year"
@@ -75,7 +76,7 @@ func (s *Server) joinDataFor(c *gin.Context, currency, interval string) (joinDat
 	for _, t := range tiers {
 		jt := joinTier{Slug: t.Slug, Name: t.Name, Description: t.Description, Benefits: t.Benefits}
 		if p, ok := t.PriceFor(d.Currency, billing.Interval(d.Interval)); ok {
-			jt.Price = money.Format(p.Amount, p.Currency)
+			jt.Price = loc.Money(p.Amount, p.Currency)
 		}
 		d.Tiers = append(d.Tiers, jt)
 	}
@@ -84,7 +85,7 @@ func (s *Server) joinDataFor(c *gin.Context, currency, interval string) (joinDat
 		d.Currency = "EUR"
 	}
 	b := s.billing.DonationBounds(d.Currency)
-	d.GiftMin, d.GiftMax = money.Format(b.Min, d.Currency), money.Format(b.Max, d.Currency)
+	d.GiftMin, d.GiftMax = loc.Money(b.Min, d.Currency), loc.Money(b.Max, d.Currency)
 	if _, err := s.currentMember(c); err == nil {
 		d.SignedIn = true
 	}
@@ -104,7 +105,7 @@ func (s *Server) joinSubscribe(c *gin.Context) {
 		s.joinProblem(c, currency, interval, err)
 		return
 	}
-	sess, err := s.billing.StartSubscriptionCheckout(c.Request.Context(), billing.SubscriptionRequest{
+	sess, err := s.billing.StartSubscriptionCheckout(s.withLanguage(c), billing.SubscriptionRequest{
 		Member: member, Email: c.PostForm("email"), Tier: c.PostForm("tier"), Interval: interval, Currency: currency,
 		RequestKey: formKey(c),
 	})
@@ -123,16 +124,18 @@ func (s *Server) joinGift(c *gin.Context) {
 		return
 	}
 	currency := c.PostForm("currency")
-	amount, perr := money.ParseMajor(c.PostForm("amount"), currency)
+	// Typed as the page's language writes amounts: 5,50 is five and a half
+	// euros to a Ukrainian reader, not 550.
+	amount, perr := s.loc(c).ParseAmount(c.PostForm("amount"), currency)
 	if perr != nil {
-		s.renderJoin(c, http.StatusUnprocessableEntity, currency, "", "The gift amount "+perr.Error()+".")
+		s.renderJoin(c, http.StatusUnprocessableEntity, currency, "", forPerson(s.loc(c), errs.InvalidFields(map[string]string{"gift_amount": perr.Error()})))
 		return
 	}
 	if err := s.allow(c, s.limits.checkoutPerIP, c.ClientIP()); err != nil {
 		s.joinProblem(c, currency, "", err)
 		return
 	}
-	sess, err := s.billing.StartDonationCheckout(c.Request.Context(), billing.DonationRequest{
+	sess, err := s.billing.StartDonationCheckout(s.withLanguage(c), billing.DonationRequest{
 		Member: member, Email: c.PostForm("email"), Amount: amount, Currency: currency, Message: c.PostForm("message"),
 		RequestKey: formKey(c), ClientIP: c.ClientIP(),
 	})
@@ -158,17 +161,17 @@ func (s *Server) joinProblem(c *gin.Context, currency, interval string, err erro
 		s.failPage(c, err)
 		return
 	}
-	s.renderJoin(c, statusOf[e.Kind], currency, interval, forPerson(e))
+	s.renderJoin(c, statusOf[e.Kind], currency, interval, forPerson(s.loc(c), e))
 }
 
 func (s *Server) checkoutSuccessPage(c *gin.Context) {
-	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: "Thank you",
-		Message: "Your payment went through. Your membership appears on your account page within a minute; a receipt is on its way by mail."})
+	loc := s.loc(c)
+	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: loc.T("checkout.thanks_title"), Message: loc.T("checkout.thanks")})
 }
 
 func (s *Server) checkoutCancelPage(c *gin.Context) {
-	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: "No payment made",
-		Message: "You left the payment page, so nothing was charged. You can choose again whenever you like."})
+	loc := s.loc(c)
+	s.renderPage(c, http.StatusOK, "message.html", pageData{Title: loc.T("checkout.cancel_title"), Message: loc.T("checkout.cancel")})
 }
 
 // accountBilling sends a signed-in patron to Stripe's billing portal.

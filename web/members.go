@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -24,11 +25,12 @@ type accessJSON struct {
 }
 
 type meJSON struct {
-	ID     string     `json:"id"`
-	Email  string     `json:"email"`
-	Name   *string    `json:"name"`
-	Role   string     `json:"role"`
-	Access accessJSON `json:"access"`
+	ID       string     `json:"id"`
+	Email    string     `json:"email"`
+	Name     *string    `json:"name"`
+	Role     string     `json:"role"`
+	Language *string    `json:"language"` // null: not chosen
+	Access   accessJSON `json:"access"`
 }
 
 type staffMemberJSON struct {
@@ -77,13 +79,61 @@ func (s *Server) me(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.writeMe(c, m)
+}
+
+// writeMe answers with the member and their access.
+func (s *Server) writeMe(c *gin.Context, m members.Member) {
 	access, err := s.accessOf(c, m.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"member": meJSON{ID: m.ID, Email: m.Email, Name: optional(m.Name), Role: string(m.Role), Access: toAccessJSON(access)}})
+	c.JSON(http.StatusOK, gin.H{"member": toMeJSON(m, access)})
+}
+
+func toMeJSON(m members.Member, access members.Access) meJSON {
+	return meJSON{ID: m.ID, Email: m.Email, Name: optional(m.Name), Role: string(m.Role), Language: optional(m.Language), Access: toAccessJSON(access)}
+}
+
+// updateMeRequest changes what a member may change of their own account;
+// a field left out stays as it is.
+type updateMeRequest struct {
+	// Language is a language code, or null to leave the choice to the
+	// browser.
+	Language json.RawMessage `json:"language"`
+}
+
+// updateMe lets the signed-in member change their own settings: for now,
+// the language of their pages and mail.
+func (s *Server) updateMe(c *gin.Context) {
+	m, err := s.currentMember(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req updateMeRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(req.Language) > 0 {
+		var language *string
+		if err := json.Unmarshal(req.Language, &language); err != nil {
+			s.fail(c, errs.InvalidFields(map[string]string{"language": "must be a language code or null"}))
+			return
+		}
+		code := ""
+		if language != nil {
+			code = *language
+		}
+		if m, err = s.members.SetLanguage(c.Request.Context(), m.ID, code); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	s.writeMe(c, m)
 }
 
 type createMemberRequest struct {

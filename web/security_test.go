@@ -59,6 +59,8 @@ func TestEveryCookieWriteRefusesOtherSites(t *testing.T) {
 		"POST /signin":                                   {"", form, "create=1&email=joiner%40example.org"},
 		"POST /vote/:id":                                 {"", form, "topic_id=" + f.topics[1]},
 		"POST /topics/suggest":                           {"", form, "title=Bus+routes"},
+		"POST /account/language":                         {"", form, "language=uk"},
+		"PATCH /api/v1/me":                               {"", "", `{"language":"uk"}`},
 		"POST /staff/voting":                             {"", form, "action=topic&title=Libraries"},
 		"POST /api/v1/members":                           {"", "", `{"email":"new@example.org"}`},
 		"POST /api/v1/auth/magic-link":                   {"", "", `{"email":"patron@example.org"}`},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/ratelimit"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -66,11 +67,14 @@ type Deps struct {
 	Limiter           *ratelimit.Limiter
 	BaseURL           *url.URL
 	Newsroom          string
-	CustomCSSURL      string
-	CustomCSSPath     string // a stylesheet file served at /custom.css when CustomCSSURL is empty
-	MaxBodyBytes      int64
-	MetricsToken      string
-	TrustedProxies    []string
+	// Catalog words pages in every language it has; its default language
+	// is DEFAULT_LANGUAGE.
+	Catalog        *i18n.Catalog
+	CustomCSSURL   string
+	CustomCSSPath  string // a stylesheet file served at /custom.css when CustomCSSURL is empty
+	MaxBodyBytes   int64
+	MetricsToken   string
+	TrustedProxies []string
 
 	SignInPerEmailPerHour int
 	SignInPerIPPerHour    int
@@ -120,8 +124,9 @@ type Server struct {
 	newsroom       string
 	customCSS      string
 	customCSSPath  string
-	pages          map[string]*template.Template
-	embeds         map[string]*template.Template
+	catalog        *i18n.Catalog
+	pages          map[string]map[string]*template.Template // by language, then file
+	embeds         map[string]map[string]*template.Template
 	embedOrigins   []string
 	stripePages    []string
 
@@ -168,13 +173,17 @@ func New(d Deps) (*Server, error) {
 		newsroom:      d.Newsroom,
 		customCSS:     d.CustomCSSURL,
 		customCSSPath: d.CustomCSSPath,
+		catalog:       d.Catalog,
 	}
-	pages, err := parsePages()
+	if s.catalog == nil {
+		return nil, fmt.Errorf("build server: no message catalogue")
+	}
+	pages, err := parsePages(s.catalog)
 	if err != nil {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
 	s.pages = pages
-	if s.embeds, err = parseEmbeds(); err != nil {
+	if s.embeds, err = parseEmbeds(s.catalog); err != nil {
 		return nil, fmt.Errorf("parse embed templates: %w", err)
 	}
 	if d.StripePagesOrigin != "" {

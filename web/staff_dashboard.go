@@ -16,6 +16,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/money"
 	"github.com/patronage/patronage/metrics"
 )
@@ -101,21 +102,15 @@ func (q dashboardQuery) csvURL(chart string) string {
 }
 
 // amount is a sum of money in a table headed with its currency: exact
-// minor units, and how the page shows them ("1,234.50"; yen whole).
+// minor units, and how the page shows them ("1,234.50"; yen whole), in
+// the page's language.
 type amount struct {
 	Minor int64
 	Text  string
 }
 
-func amountOf(minor int64, currency string) amount {
-	return amount{Minor: minor, Text: plainAmount(minor, currency)}
-}
-
-// plainAmount is minor units in major ones without the currency code,
-// for axes and tables headed with the currency: "1,234.50", "¥" none.
-func plainAmount(minor int64, currency string) string {
-	_, s, _ := strings.Cut(money.Format(minor, currency), " ")
-	return s
+func amountOf(loc *i18n.Localizer, minor int64, currency string) amount {
+	return amount{Minor: minor, Text: loc.Amount(minor, currency)}
 }
 
 // ratio is a rate as exactly as the API has it (Value, "" for null) and
@@ -125,11 +120,11 @@ type ratio struct {
 	Text  string
 }
 
-func ratioOf(r *float64) ratio {
+func ratioOf(loc *i18n.Localizer, r *float64) ratio {
 	if r == nil {
 		return ratio{Text: "—"}
 	}
-	return ratio{Value: strconv.FormatFloat(*r, 'g', -1, 64), Text: strconv.FormatFloat(*r*100, 'f', 1, 64) + "%"}
+	return ratio{Value: strconv.FormatFloat(*r, 'g', -1, 64), Text: loc.Percent(*r, 1)}
 }
 
 // headline is one figure at the top of the page.
@@ -207,6 +202,9 @@ type dashboardView struct {
 	Headlines  []headline
 	Reporting  *reportingJSON
 	ReportMRR  string
+	// ReportMissing lists the currencies without an exchange rate ("" for
+	// none), as the page writes a list.
+	ReportMissing string
 
 	MRR       chartBlock
 	MRRRows   []mrrRow
@@ -235,6 +233,7 @@ func (s *Server) staffDashboard(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	loc := s.loc(c)
 	now := time.Now().UTC()
 	sum, err := s.summaryFigures(ctx, now)
 	if err != nil {
@@ -244,23 +243,24 @@ func (s *Server) staffDashboard(c *gin.Context) {
 	if q.Currency == "" {
 		q.Currency = defaultCurrency(sum, s.reporting)
 	}
-	v := &dashboardView{Months: q.Months, At: now.Format("2 January 2006, 15:04 MST"), Reporting: sum.Reporting}
+	v := &dashboardView{Months: q.Months, At: loc.DateTime(now), Reporting: sum.Reporting}
 	if v.Reporting != nil {
-		v.ReportMRR = money.Format(v.Reporting.MRR, v.Reporting.Currency)
+		v.ReportMRR = loc.Money(v.Reporting.MRR, v.Reporting.Currency)
+		v.ReportMissing = strings.Join(v.Reporting.MissingRates, loc.T("format.list_separator"))
 	}
 	if q.Currency == "" {
 		v.Empty = true
-		s.renderPage(c, http.StatusOK, "staff_dashboard.html", pageData{Title: "Dashboard", Wide: true, Dashboard: v})
+		s.renderPage(c, http.StatusOK, "staff_dashboard.html", pageData{Title: loc.T("staff.dashboard"), Wide: true, Dashboard: v})
 		return
 	}
-	if err := s.fillDashboard(ctx, v, q, sum, now); err != nil {
+	if err := s.fillDashboard(ctx, loc, v, q, sum, now); err != nil {
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "staff_dashboard.html", pageData{Title: "Dashboard · " + v.Currency, Wide: true, Dashboard: v})
+	s.renderPage(c, http.StatusOK, "staff_dashboard.html", pageData{Title: loc.T("dashboard.title_in", "Currency", v.Currency), Wide: true, Dashboard: v})
 }
 
-func (s *Server) fillDashboard(ctx context.Context, v *dashboardView, q dashboardQuery, sum summaryJSON, now time.Time) error {
+func (s *Server) fillDashboard(ctx context.Context, loc *i18n.Localizer, v *dashboardView, q dashboardQuery, sum summaryJSON, now time.Time) error {
 	cur := q.Currency
 	v.Currency = strings.ToUpper(cur)
 	from, to := q.span(now)
@@ -286,31 +286,31 @@ func (s *Server) fillDashboard(ctx context.Context, v *dashboardView, q dashboar
 			figures = c
 		}
 	}
-	v.Headlines = headlines(figures)
+	v.Headlines = headlines(loc, figures)
 
 	months, err := s.mrrMonths(ctx, from, to, cur)
 	if err != nil {
 		return err
 	}
-	v.MRR, v.Paying, v.Churn, v.MRRRows = mrrCharts(months, cur, q)
+	v.MRR, v.Paying, v.Churn, v.MRRRows = mrrCharts(loc, months, cur, q)
 
 	revenue, err := s.revenueMonths(ctx, from, to, cur)
 	if err != nil {
 		return err
 	}
-	v.Revenue, v.RevRows = revenueChart(revenue, cur, q)
+	v.Revenue, v.RevRows = revenueChart(loc, revenue, cur, q)
 
 	tiers, err := s.tierFigures(ctx, now)
 	if err != nil {
 		return err
 	}
-	v.Tiers, v.TierRows = tierChart(tiers, cur, q)
+	v.Tiers, v.TierRows = tierChart(loc, tiers, cur, q)
 
 	cohorts, err := s.cohortFigures(ctx, from, to, cur)
 	if err != nil {
 		return err
 	}
-	v.Cohorts, v.MaxAge = cohortTable(cohorts, cur)
+	v.Cohorts, v.MaxAge = cohortTable(loc, cohorts, cur)
 	v.CohortCSV = q.csvURL("cohorts")
 
 	rows, err := s.billing.ListMembers(ctx, billing.MemberFilter{Status: "past_due", Limit: atRiskOnPage + 1})
@@ -325,56 +325,50 @@ func (s *Server) fillDashboard(ctx context.Context, v *dashboardView, q dashboar
 	return nil
 }
 
-func headlines(f currencySummaryJSON) []headline {
+func headlines(loc *i18n.Localizer, f currencySummaryJSON) []headline {
 	cur := f.Currency
 	cash := func(key, label string, minor int64, detail string) headline {
-		return headline{Key: key, Label: label, Text: money.Format(minor, cur), Minor: &minor, Detail: detail}
+		return headline{Key: key, Label: label, Text: loc.Money(minor, cur), Minor: &minor, Detail: detail}
 	}
 	count := func(key, label string, n int, detail string) headline {
 		return headline{Key: key, Label: label, Text: strconv.Itoa(n), Value: strconv.Itoa(n), Detail: detail}
 	}
-	churn := ratioOf(f.ChurnRate30d)
-	ltv := headline{Key: "ltv", Label: "Lifetime value", Text: "—", Detail: "ARPU over the mean monthly churn of the last six months"}
+	churn := ratioOf(loc, f.ChurnRate30d)
+	ltv := headline{Key: "ltv", Label: loc.T("dashboard.kpi.ltv"), Text: "—", Detail: loc.T("dashboard.kpi.ltv_detail")}
 	if f.LTV != nil {
 		ltv = cash("ltv", ltv.Label, *f.LTV, ltv.Detail)
 	}
 	return []headline{
-		cash("mrr", "MRR", f.MRR, "ARR "+money.Format(f.ARR, cur)),
-		count("paying_patrons", "Paying patrons", f.PayingPatrons, strconv.Itoa(f.Trialing)+" trialing"),
-		cash("arpu", "ARPU", f.ARPU, "MRR per paying patron"),
-		{Key: "churn_rate_30d", Label: "Patron churn, 30 days", Text: churn.Text, Value: churn.Value, Detail: patrons(f.ChurnedPatrons) + " left"},
-		cash("at_risk_mrr", "At-risk MRR", f.AtRiskMRR, patrons(f.PastDue)+" past due"),
-		cash("net_revenue_30d", "Net revenue, 30 days", f.NetRevenue30d, "after tax and refunds"),
-		cash("donations_30d", "Donations, 30 days", f.Donations30d, "one-time gifts, not in MRR"),
+		cash("mrr", loc.T("dashboard.kpi.mrr"), f.MRR, loc.T("dashboard.kpi.mrr_detail", "ARR", loc.Money(f.ARR, cur))),
+		count("paying_patrons", loc.T("dashboard.kpi.paying"), f.PayingPatrons, loc.T("dashboard.kpi.trialing", f.Trialing)),
+		cash("arpu", loc.T("dashboard.kpi.arpu"), f.ARPU, loc.T("dashboard.kpi.arpu_detail")),
+		{Key: "churn_rate_30d", Label: loc.T("dashboard.kpi.churn"), Text: churn.Text, Value: churn.Value, Detail: loc.T("dashboard.kpi.churn_detail", f.ChurnedPatrons)},
+		cash("at_risk_mrr", loc.T("dashboard.kpi.at_risk"), f.AtRiskMRR, loc.T("dashboard.kpi.at_risk_detail", f.PastDue)),
+		cash("net_revenue_30d", loc.T("dashboard.kpi.net"), f.NetRevenue30d, loc.T("dashboard.kpi.net_detail")),
+		cash("donations_30d", loc.T("dashboard.kpi.donations"), f.Donations30d, loc.T("dashboard.kpi.donations_detail")),
 		ltv,
 	}
 }
 
-// patrons is "1 patron", "2 patrons".
-func patrons(n int) string {
-	if n == 1 {
-		return "1 patron"
-	}
-	return strconv.Itoa(n) + " patrons"
-}
-
-func monthLabel(month string) string {
+// monthLabel is a month (YYYY-MM) short, for a chart's axis: "Jan 26".
+func monthLabel(loc *i18n.Localizer, month string) string {
 	t, err := time.Parse("2006-01", month)
 	if err != nil {
 		return month
 	}
-	return t.Format("Jan 06")
+	return loc.MonthLabel(t)
 }
 
 // mrrCharts draws MRR with its movements, paying patrons and churn rates,
 // all from the MRR months, and the rows of their table.
-func mrrCharts(months []movementJSON, cur string, q dashboardQuery) (mrr, paying, churn chartBlock, rows []mrrRow) {
+func mrrCharts(loc *i18n.Localizer, months []movementJSON, cur string, q dashboardQuery) (mrr, paying, churn chartBlock, rows []mrrRow) {
 	code := strings.ToUpper(cur)
 	labels := make([]string, len(months))
-	end, payingEnd := chartSeries{Name: "MRR", Class: "mrr"}, chartSeries{Name: "Paying patrons", Class: "paying"}
-	moves := []chartSeries{{Name: "New", Class: "new"}, {Name: "Reactivation", Class: "reactivation"}, {Name: "Expansion", Class: "expansion"},
-		{Name: "Contraction", Class: "contraction"}, {Name: "Churn", Class: "churn"}}
-	patronRate, revenueRate := chartSeries{Name: "Patron churn", Class: "rate"}, chartSeries{Name: "Revenue churn", Class: "contraction"}
+	end, payingEnd := chartSeries{Name: loc.T("dashboard.kpi.mrr"), Class: "mrr"}, chartSeries{Name: loc.T("dashboard.kpi.paying"), Class: "paying"}
+	moves := []chartSeries{{Name: loc.T("dashboard.col.new"), Class: "new"}, {Name: loc.T("dashboard.col.reactivation"), Class: "reactivation"},
+		{Name: loc.T("dashboard.col.expansion"), Class: "expansion"}, {Name: loc.T("dashboard.col.contraction"), Class: "contraction"},
+		{Name: loc.T("dashboard.col.churn"), Class: "churn"}}
+	patronRate, revenueRate := chartSeries{Name: loc.T("dashboard.col.patron_churn"), Class: "rate"}, chartSeries{Name: loc.T("dashboard.col.revenue_churn"), Class: "contraction"}
 	bps := func(r *float64) (int64, bool) {
 		if r == nil {
 			return 0, true
@@ -382,7 +376,7 @@ func mrrCharts(months []movementJSON, cur string, q dashboardQuery) (mrr, paying
 		return int64(*r*10000 + 0.5), false
 	}
 	for i, m := range months {
-		labels[i] = monthLabel(m.Month)
+		labels[i] = monthLabel(loc, m.Month)
 		end.Values = append(end.Values, m.MRREnd)
 		payingEnd.Values = append(payingEnd.Values, int64(m.PayingEnd))
 		for k, v := range []int64{m.New, m.Reactivation, m.Expansion, -m.Contraction, -m.Churn} {
@@ -395,17 +389,17 @@ func mrrCharts(months []movementJSON, cur string, q dashboardQuery) (mrr, paying
 			v, missing := bps(pair.r)
 			pair.s.Values, pair.s.Missing = append(pair.s.Values, v), append(pair.s.Missing, missing)
 		}
-		a := func(v int64) amount { return amountOf(v, cur) }
+		a := func(v int64) amount { return amountOf(loc, v, cur) }
 		rows = append(rows, mrrRow{Month: m.Month, Start: a(m.MRRStart), New: a(m.New), Reactivation: a(m.Reactivation), Expansion: a(m.Expansion),
 			Contraction: a(m.Contraction), Churn: a(m.Churn), End: a(m.MRREnd), PayingStart: m.PayingStart, PayingEnd: m.PayingEnd,
 			NewPatrons: m.NewPatrons, Reactivated: m.ReactivatedPatrons, ChurnedPatrons: m.ChurnedPatrons,
-			PatronChurn: ratioOf(m.PatronChurnRate), RevenueChurn: ratioOf(m.RevenueChurnRate)})
+			PatronChurn: ratioOf(loc, m.PatronChurnRate), RevenueChurn: ratioOf(loc, m.RevenueChurnRate)})
 	}
 	span := ""
 	if len(months) > 0 {
-		span = fmt.Sprintf(" from %s to %s", months[0].Month, months[len(months)-1].Month)
+		span = loc.T("dashboard.chart.span", "From", months[0].Month, "To", months[len(months)-1].Month)
 	}
-	tick := func(v int64) string { return plainAmount(v, cur) }
+	tick := func(v int64) string { return loc.Amount(v, cur) }
 	last := func(s chartSeries) int64 {
 		if len(s.Values) == 0 {
 			return 0
@@ -413,61 +407,55 @@ func mrrCharts(months []movementJSON, cur string, q dashboardQuery) (mrr, paying
 		return s.Values[len(s.Values)-1]
 	}
 	mrr = chartBlock{CSV: q.csvURL("mrr"), SVG: lineOverColumnsChart(chartSpec{ID: "chart-mrr", Labels: labels, Tick: tick,
-		Title: "MRR and its movements (" + code + ")",
-		Desc: "Line: MRR in " + code + " at the end of each month" + span + ", ending at " + money.Format(last(end), cur) +
-			". Columns below: each month's new, reactivation and expansion MRR upwards, contraction and churn downwards."},
+		Title: loc.T("dashboard.chart.mrr_title", "Currency", code),
+		Desc:  loc.T("dashboard.chart.mrr_desc", "Currency", code, "Span", span, "Last", loc.Money(last(end), cur))},
 		end, moves)}
 	paying = chartBlock{CSV: q.csvURL("mrr"), SVG: columnChart(chartSpec{ID: "chart-paying", Labels: labels, Tick: func(v int64) string { return strconv.FormatInt(v, 10) },
-		Title: "Paying patrons (" + code + ")",
-		Desc:  "Patrons paying in " + code + " at the end of each month" + span + ", ending at " + strconv.FormatInt(last(payingEnd), 10) + "."},
+		Title: loc.T("dashboard.chart.paying_title", "Currency", code),
+		Desc:  loc.T("dashboard.chart.paying_desc", "Currency", code, "Span", span, "Last", strconv.FormatInt(last(payingEnd), 10))},
 		[]chartSeries{payingEnd}, false)}
 	churn = chartBlock{CSV: q.csvURL("mrr"), SVG: lineChart(chartSpec{ID: "chart-churn", Labels: labels,
-		Tick:  func(v int64) string { return strconv.FormatFloat(float64(v)/100, 'f', -1, 64) + "%" },
-		Title: "Churn rate per month (" + code + ")",
-		Desc:  "Share of the patrons paying at the start of each month" + span + " who stopped in it, and share of the MRR lost to churn and contraction; a gap where no one paid at the month's start."},
+		Tick:  func(v int64) string { return loc.T("format.percent", "Number", loc.Decimal(float64(v)/100, -1)) },
+		Title: loc.T("dashboard.chart.churn_title", "Currency", code),
+		Desc:  loc.T("dashboard.chart.churn_desc", "Span", span)},
 		[]chartSeries{patronRate, revenueRate})}
 	return mrr, paying, churn, rows
 }
 
-func revenueChart(months []revenueMonthJSON, cur string, q dashboardQuery) (chartBlock, []revenueRow) {
+func revenueChart(loc *i18n.Localizer, months []revenueMonthJSON, cur string, q dashboardQuery) (chartBlock, []revenueRow) {
 	labels := make([]string, len(months))
-	gross, net, gifts := chartSeries{Name: "Gross", Class: "gross"}, chartSeries{Name: "Net", Class: "net"}, chartSeries{Name: "Donations", Class: "donations"}
+	gross, net, gifts := chartSeries{Name: loc.T("dashboard.col.gross"), Class: "gross"}, chartSeries{Name: loc.T("dashboard.col.net"), Class: "net"},
+		chartSeries{Name: loc.T("dashboard.col.donations"), Class: "donations"}
 	var rows []revenueRow
 	for i, m := range months {
-		labels[i] = monthLabel(m.Month)
+		labels[i] = monthLabel(loc, m.Month)
 		gross.Values = append(gross.Values, m.Gross)
 		net.Values = append(net.Values, m.Net)
 		gifts.Values = append(gifts.Values, m.Donations)
-		a := func(v int64) amount { return amountOf(v, cur) }
+		a := func(v int64) amount { return amountOf(loc, v, cur) }
 		rows = append(rows, revenueRow{Month: m.Month, Gross: a(m.Gross), Tax: a(m.Tax), Refunds: a(m.Refunds), Net: a(m.Net), Donations: a(m.Donations)})
 	}
 	code := strings.ToUpper(cur)
-	svg := columnChart(chartSpec{ID: "chart-revenue", Labels: labels, Tick: func(v int64) string { return plainAmount(v, cur) },
-		Title: "Revenue per month (" + code + ")",
-		Desc:  "For each month, subscription revenue in " + code + " gross and net of tax and refunds, and one-time donations beside them."},
+	svg := columnChart(chartSpec{ID: "chart-revenue", Labels: labels, Tick: func(v int64) string { return loc.Amount(v, cur) },
+		Title: loc.T("dashboard.chart.revenue_title", "Currency", code),
+		Desc:  loc.T("dashboard.chart.revenue_desc", "Currency", code)},
 		[]chartSeries{gross, net, gifts}, false)
 	return chartBlock{SVG: svg, CSV: q.csvURL("revenue")}, rows
 }
 
 // period says how often a price is billed: "monthly", "every 3 months".
-func period(interval string, count int) string {
-	if count <= 1 {
-		switch interval {
-		case "day":
-			return "daily"
-		case "week":
-			return "weekly"
-		case "month":
-			return "monthly"
-		case "year":
-			return "yearly"
+func period(loc *i18n.Localizer, interval string, count int) string {
+	switch interval {
+	case "day", "week", "month", "year":
+		if count <= 1 {
+			return loc.T("dashboard.period." + interval)
 		}
-		return interval
+		return loc.T("dashboard.period.every_"+interval, count)
 	}
-	return fmt.Sprintf("every %d %ss", count, interval)
+	return interval
 }
 
-func tierChart(tiers []tierFigureJSON, cur string, q dashboardQuery) (chartBlock, []tierRow) {
+func tierChart(loc *i18n.Localizer, tiers []tierFigureJSON, cur string, q dashboardQuery) (chartBlock, []tierRow) {
 	var labels []string
 	var values []int64
 	var rows []tierRow
@@ -477,31 +465,31 @@ func tierChart(tiers []tierFigureJSON, cur string, q dashboardQuery) (chartBlock
 		}
 		name := t.Tier
 		if name == "" {
-			name = "(no tier)"
+			name = loc.T("dashboard.no_tier")
 		}
-		label := name + " · " + period(t.Interval, t.IntervalCount)
+		label := name + " · " + period(loc, t.Interval, t.IntervalCount)
 		labels, values = append(labels, label), append(values, t.MRR)
-		rows = append(rows, tierRow{Label: label, Tier: t.Tier, Period: period(t.Interval, t.IntervalCount), MRR: amountOf(t.MRR, cur), Patrons: t.Patrons})
+		rows = append(rows, tierRow{Label: label, Tier: t.Tier, Period: period(loc, t.Interval, t.IntervalCount), MRR: amountOf(loc, t.MRR, cur), Patrons: t.Patrons})
 	}
 	code := strings.ToUpper(cur)
-	svg := barListChart(chartSpec{ID: "chart-tiers", Labels: labels, Tick: func(v int64) string { return plainAmount(v, cur) },
-		Title: "MRR by tier and billing period (" + code + ")",
-		Desc:  fmt.Sprintf("Today's MRR in %s split over %d tiers and billing periods.", code, len(labels))}, "tier", values)
+	svg := barListChart(chartSpec{ID: "chart-tiers", Labels: labels, Tick: func(v int64) string { return loc.Amount(v, cur) },
+		Title: loc.T("dashboard.chart.tiers_title", "Currency", code),
+		Desc:  loc.T("dashboard.chart.tiers_desc", len(labels), "Currency", code)}, "tier", values)
 	return chartBlock{SVG: svg, CSV: q.csvURL("tiers")}, rows
 }
 
 // cohortTable lays the cohorts out by months since joining, each cell
 // shaded by its share in tenths (heat-0 … heat-10).
-func cohortTable(cohorts []cohortJSON, cur string) ([]cohortRow, []int) {
+func cohortTable(loc *i18n.Localizer, cohorts []cohortJSON, cur string) ([]cohortRow, []int) {
 	var rows []cohortRow
 	most := 0
 	for _, co := range cohorts {
 		row := cohortRow{Month: co.Month, Patrons: co.Patrons}
 		for _, m := range co.Months {
-			cell := cohortCell{Month: m.Month, Retained: m.Retained, Share: strconv.FormatFloat(m.Share, 'g', -1, 64), MRR: amountOf(m.MRR, cur),
+			cell := cohortCell{Month: m.Month, Retained: m.Retained, Share: strconv.FormatFloat(m.Share, 'g', -1, 64), MRR: amountOf(loc, m.MRR, cur),
 				Text: "—", Heat: "heat-none"}
 			if co.Patrons > 0 {
-				cell.Text = strconv.FormatFloat(m.Share*100, 'f', 0, 64) + "%"
+				cell.Text = loc.Percent(m.Share, 0)
 				cell.Heat = "heat-" + strconv.Itoa(int(m.Share*10+0.5))
 			}
 			row.Cells = append(row.Cells, cell)

@@ -303,6 +303,23 @@ func TestStaffDashboardShowsTheAPIsFigures(t *testing.T) {
 		t.Errorf("in yen, the MRR of ¥1,200 a year should show as JPY 100, without decimals")
 	}
 
+	// In Ukrainian: the same figures, in its words and its way of writing
+	// amounts, months and rates.
+	rec := do(h, "GET", "/staff?months=4", "", nil, append(staff, "Accept-Language", "uk")...)
+	uk := rec.Body.String()
+	for _, want := range []string{`<html lang="uk">`, "Показники в <span id=\"dashboard-currency\">EUR</span>", ">20,00\u00a0EUR<",
+		`<title id="chart-mrr-title">MRR та його зміни (EUR)</title>`, ">" + ts.catalog.In("uk").MonthLabel(this) + "<", "Відтік меценатів",
+		`data-figure="mrr" data-minor="2000"`} {
+		if !strings.Contains(uk, want) {
+			t.Errorf("the dashboard in Ukrainian lacks %q", want)
+		}
+	}
+	for _, english := range []string{"Paying patrons", "Download the", "MRR and its movements", "EUR 20.00"} {
+		if strings.Contains(uk, english) {
+			t.Errorf("the dashboard in Ukrainian holds English %q", english)
+		}
+	}
+
 	for _, bad := range []struct{ query, word string }{
 		{"?currency=zzz", "currency"},
 		{"?currency=euros", "currency"},

@@ -57,7 +57,7 @@ func (s *Server) suggestPage(c *gin.Context) {
 	if _, ok := s.pageMemberFor(c, "/topics/suggest"); !ok {
 		return
 	}
-	s.renderPage(c, http.StatusOK, "suggest.html", pageData{Title: "Suggest a topic", Form: map[string]string{}})
+	s.renderPage(c, http.StatusOK, "suggest.html", pageData{Title: s.loc(c).T("suggest.heading"), Form: map[string]string{}})
 }
 
 // suggestForm records a suggestion, then sends the patron to their account
@@ -72,7 +72,7 @@ func (s *Server) suggestForm(c *gin.Context) {
 	}
 	form := map[string]string{"title": c.PostForm("title"), "summary": c.PostForm("summary")}
 	if _, err := s.voting.SuggestTopic(c.Request.Context(), m.ID, form["title"], form["summary"]); err != nil {
-		s.showProblem(c, err, pageData{Title: "Suggest a topic", Form: form}, func(status int, d pageData) {
+		s.showProblem(c, err, pageData{Title: s.loc(c).T("suggest.heading"), Form: form}, func(status int, d pageData) {
 			s.renderPage(c, status, "suggest.html", d)
 		})
 		return
@@ -93,7 +93,7 @@ func (s *Server) showProblem(c *gin.Context, err error, d pageData, render func(
 	if ra := e.Details["retry_after"]; ra != "" {
 		c.Header("Retry-After", ra)
 	}
-	d.Error, d.Fields = forPerson(e), e.Fields
+	d.Error, d.Fields = forPerson(s.loc(c), e), e.Fields
 	render(status, d)
 }
 
@@ -143,7 +143,7 @@ func (s *Server) renderStaffVoting(c *gin.Context, status int, d pageData) {
 	if _, ok := d.Form["votes_per_patron"]; !ok {
 		d.Form["votes_per_patron"] = "3"
 	}
-	d.Title, d.Staff = "Voting rounds", &st
+	d.Title, d.Staff = s.loc(c).T("staff.voting.heading"), &st
 	s.renderPage(c, status, "staff_voting.html", d)
 }
 
@@ -237,7 +237,7 @@ func (s *Server) renderStaffSuggestions(c *gin.Context, status int, d pageData) 
 		s.failPage(c, err)
 		return
 	}
-	d.Title, d.Staff = "Topic suggestions", &staffVotingData{Suggestions: pending}
+	d.Title, d.Staff = s.loc(c).T("staff.suggestions.heading"), &staffVotingData{Suggestions: pending}
 	s.renderPage(c, status, "staff_suggestions.html", d)
 }
 
@@ -260,7 +260,7 @@ func (s *Server) staffSuggestionForm(c *gin.Context) {
 		st, reason := "declined", c.PostForm("reason")
 		p.Status, p.DeclineReason = &st, &reason
 	default:
-		s.renderStaffSuggestions(c, http.StatusUnprocessableEntity, pageData{Error: "Choose approve or decline."})
+		s.renderStaffSuggestions(c, http.StatusUnprocessableEntity, pageData{Error: s.loc(c).T("staff.suggestions.choose")})
 		return
 	}
 	if _, err := s.voting.UpdateTopic(c.Request.Context(), actorOf(m), c.Param("id"), p); err != nil {

@@ -50,7 +50,7 @@ func (s *Server) renderVote(c *gin.Context, status int, problem string) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, status, "vote.html", pageData{Title: "Vote on what we cover next", Vote: &d, Error: problem})
+	s.renderPage(c, status, "vote.html", pageData{Title: s.loc(c).T("vote.heading"), Vote: &d, Error: problem})
 }
 
 // voteDataFor is the open round as the reader sees it, and the others.
@@ -132,7 +132,7 @@ func (s *Server) voteForm(c *gin.Context) {
 		return
 	}
 	if err := s.allow(c, s.limits.votesPerMember, m.ID); err != nil {
-		s.renderVote(c, http.StatusTooManyRequests, forPerson(errs.From(err)))
+		s.renderVote(c, http.StatusTooManyRequests, forPerson(s.loc(c), errs.From(err)))
 		return
 	}
 	ctx := c.Request.Context()
@@ -149,7 +149,7 @@ func (s *Server) voteForm(c *gin.Context) {
 			s.failPage(c, err)
 			return
 		}
-		s.renderVote(c, status, forPerson(e))
+		s.renderVote(c, status, forPerson(s.loc(c), e))
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/vote")
@@ -191,5 +191,5 @@ func (s *Server) voteResultsPage(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "vote_results.html", pageData{Title: "Results: " + r.Title, Vote: &d})
+	s.renderPage(c, http.StatusOK, "vote_results.html", pageData{Title: s.loc(c).T("results.title", "Round", r.Title), Vote: &d})
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
@@ -68,7 +69,8 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 	}
 	db := testenv.MigratedSQLite(t)
 	base, _ := url.Parse("http://patrons.test")
-	templates, err := mail.NewTemplates("The Test Times")
+	catalog := i18ntest.Catalog(t)
+	templates, err := mail.NewTemplates("The Test Times", catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,8 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 	if err := statusTokens.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
+	svc := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: box, Templates: templates, BaseURL: base, Logger: testenv.Logger(), Events: hooks,
+		Languages: catalog.Languages()})
 	billingService := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: svc, BaseURL: base, Logger: testenv.Logger(), Events: hooks})
 	d := Deps{
 		Logger:                testenv.Logger(),
@@ -103,6 +106,7 @@ func newStripeTestServer(t testing.TB, sc *client.API, mutate ...func(*Deps)) te
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               base,
 		Newsroom:              "The Test Times",
+		Catalog:               catalog,
 		MaxBodyBytes:          1024,
 		SignInPerEmailPerHour: 5,
 		SignInPerIPPerHour:    100,

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/patronage/patronage/billing"
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -41,7 +42,7 @@ func runPipeline(t *testing.T, db *sqldb.DB, mode billing.WebhookMode) {
 	}
 	fake := stripefake.New(t)
 	base, _ := url.Parse("https://patrons.test")
-	templates, _ := mail.NewTemplates("The Test Times")
+	templates, _ := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
 	ms := members.NewService(members.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Mailer: noMail{}, Templates: templates, BaseURL: base, Logger: testenv.Logger()})
 	defer ms.Close(ctx)
 	bs := billing.NewService(billing.Deps{DB: db, Stripe: fake.Client(t), Members: ms, BaseURL: base, Logger: testenv.Logger(), WebhookMode: mode})

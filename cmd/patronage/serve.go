@@ -20,6 +20,7 @@ import (
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/config"
+	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/ratelimit"
@@ -75,7 +76,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rdb.Collector(),
 	)
 
-	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	catalog, err := i18n.New(cfg.DefaultLanguage)
+	if err != nil {
+		return fmt.Errorf("message catalogues: %w", err)
+	}
+	templates, err := mail.NewTemplates(cfg.NewsroomName, catalog)
 	if err != nil {
 		return fmt.Errorf("mail templates: %w", err)
 	}
@@ -182,6 +187,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Limiter:               ratelimit.New(rdb),
 		BaseURL:               cfg.BaseURL,
 		Newsroom:              cfg.NewsroomName,
+		Catalog:               catalog,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		MetricsToken:          cfg.MetricsToken,
 		TrustedProxies:        cfg.TrustedProxies,
@@ -263,16 +269,17 @@ func newOutgoing(cfg config.Config, db *sqldb.DB, logger *slog.Logger) (*outgoin
 	return o, nil
 }
 
-// mailEndpointDisabled tells every admin that an endpoint was disabled.
+// mailEndpointDisabled tells every admin, each in their own language,
+// that an endpoint was disabled.
 func mailEndpointDisabled(ctx context.Context, m *members.Service, templates *mail.Templates, e outgoing.Endpoint, logger *slog.Logger) {
 	logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint", e.ID, "reason", e.DisabledReason)
-	admins, err := m.AdminEmails(ctx)
+	admins, err := m.Admins(ctx)
 	if err != nil {
 		logger.ErrorContext(ctx, "mail admins about a disabled webhook endpoint", "err", err)
 		return
 	}
-	for _, to := range admins {
-		msg, err := templates.EndpointDisabled(to, e.ID, e.URL, e.DisabledReason)
+	for _, admin := range admins {
+		msg, err := templates.In(admin.MailLanguage()).EndpointDisabled(admin.Email, e.ID, e.URL, e.DisabledReason)
 		if err != nil {
 			logger.ErrorContext(ctx, "render endpoint disabled mail", "err", err)
 			return
@@ -287,11 +294,26 @@ func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
 	}
-	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	templates, err := newTemplates(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events,
+		Languages: i18n.Languages()}), nil
+}
+
+// newTemplates is the mail templates, in every language there is a
+// catalogue for, DEFAULT_LANGUAGE the default.
+func newTemplates(cfg config.Config) (*mail.Templates, error) {
+	catalog, err := i18n.New(cfg.DefaultLanguage)
+	if err != nil {
+		return nil, fmt.Errorf("message catalogues: %w", err)
+	}
+	templates, err := mail.NewTemplates(cfg.NewsroomName, catalog)
 	if err != nil {
 		return nil, fmt.Errorf("mail templates: %w", err)
 	}
-	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events}), nil
+	return templates, nil
 }
 
 // newBilling builds the billing service; without STRIPE_SECRET_KEY it runs
@@ -311,9 +333,9 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 	for cur, b := range cfg.DonationBounds {
 		bounds[cur] = billing.Bounds{Min: b.Min, Max: b.Max}
 	}
-	templates, err := mail.NewTemplates(cfg.NewsroomName)
+	templates, err := newTemplates(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mail templates: %w", err)
+		return nil, err
 	}
 	if cfg.StripeWebhookMode == string(billing.ModeFetch) && sc == nil && len(cfg.StripeWebhookSecrets) > 0 {
 		logger.Warn("STRIPE_WEBHOOK_MODE=fetch without STRIPE_SECRET_KEY: events are stored but fail until the key is set")

@@ -55,7 +55,7 @@ func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Lo
 }
 
 // mailCoveredTopic tells every patron who voted for a topic that it was
-// covered, with the article's link.
+// covered, with the article's link, each in their own language.
 func mailCoveredTopic(m *members.Service, templates *mail.Templates, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
 	return func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
 		for _, id := range voterIDs {
@@ -64,7 +64,7 @@ func mailCoveredTopic(m *members.Service, templates *mail.Templates, logger *slo
 				logger.WarnContext(ctx, "covered topic: voter not found", "member_id", id, "err", err)
 				continue
 			}
-			msg, err := templates.TopicCovered(member.Email, member.Name, t.Title, articleURL)
+			msg, err := templates.In(member.MailLanguage()).TopicCovered(member.Email, member.Name, t.Title, articleURL)
 			if err != nil {
 				logger.ErrorContext(ctx, "covered topic mail", "err", err)
 				return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/money"
 )
@@ -58,6 +59,8 @@ type Config struct {
 	NewsroomName string // NEWSROOM_NAME: shown in pages and mail
 	SMTPURL      string // SMTP_URL: smtp:// (STARTTLS when offered) or smtps://; empty logs mail instead
 	MailFrom     string // MAIL_FROM
+
+	DefaultLanguage string // DEFAULT_LANGUAGE: pages' language when the browser asks for none we have, and mail's for a member who chose none
 
 	SignInPerEmailPerHour   int    // RATE_LIMIT_SIGNIN_PER_EMAIL
 	SignInPerIPPerHour      int    // RATE_LIMIT_SIGNIN_PER_IP
@@ -182,6 +185,7 @@ func Load(env Lookup) (Config, error) {
 		IdleTimeout:               p.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
 		ShutdownTimeout:           p.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		NewsroomName:              p.str("NEWSROOM_NAME", "Patronage"),
+		DefaultLanguage:           p.language("DEFAULT_LANGUAGE", "en"),
 		SMTPURL:                   p.smtpURL("SMTP_URL"),
 		MailFrom:                  p.mailFrom("MAIL_FROM", "Patronage <patronage@localhost>"),
 		SignInPerEmailPerHour:     p.integer("RATE_LIMIT_SIGNIN_PER_EMAIL", 5, 1, 10000),
@@ -239,6 +243,18 @@ func (p *parser) currency(name string) string {
 		return ""
 	}
 	return c
+}
+
+// language is a language code with a message catalogue.
+func (p *parser) language(name, def string) string {
+	v := p.str(name, def)
+	for _, code := range i18n.Languages() {
+		if strings.EqualFold(v, code) {
+			return code
+		}
+	}
+	p.fail(name, "%q has no message catalogue (there are: %s)", v, strings.Join(i18n.Languages(), ", "))
+	return def
 }
 
 func (p *parser) fail(name, format string, args ...any) {

@@ -38,6 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 20 * time.Second},
 		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
 		{"REDIS_KEY_PREFIX", c.RedisKeyPrefix, "patronage:"},
+		{"DEFAULT_LANGUAGE", c.DefaultLanguage, "en"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -67,6 +68,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"CORS_ALLOWED_ORIGINS", "https://www.example.org/news", `is not an origin`},
 		{"CORS_ALLOWED_ORIGINS", "http://www.example.org", `CORS_ALLOWED_ORIGINS: "http://www.example.org" is not https`},
 		{"EMBED_ALLOWED_ORIGINS", "www.example.org", `EMBED_ALLOWED_ORIGINS: "www.example.org" is not an origin`},
+		{"DEFAULT_LANGUAGE", "de", `DEFAULT_LANGUAGE: "de" has no message catalogue (there are: en, uk)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -176,6 +178,7 @@ func TestLoadReadsEveryVariableOfEnvExample(t *testing.T) {
 		"CUSTOM_CSS_URL":               "https://cdn.example.org/site.css",
 		"SMTP_URL":                     "smtps://user:pass@mail.example.org",
 		"NEWSROOM_NAME":                "The Daily Example",
+		"DEFAULT_LANGUAGE":             "UK",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -193,6 +196,7 @@ func TestLoadReadsEveryVariableOfEnvExample(t *testing.T) {
 		{"CUSTOM_CSS_URL", c.CustomCSSURL, "https://cdn.example.org/site.css"},
 		{"SMTP_URL", c.SMTPURL, "smtps://user:pass@mail.example.org"},
 		{"NEWSROOM_NAME", c.NewsroomName, "The Daily Example"},
+		{"DEFAULT_LANGUAGE", c.DefaultLanguage, "uk"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

@@ -1,7 +1,8 @@
-// Package mail owns how Patronage's email leaves the building: the wording of
-// each message (embedded templates), and its delivery over SMTP, or into the
-// log when no SMTP server is configured. It never decides who gets mail or
-// when; callers do. It never logs or returns the SMTP password.
+// Package mail owns how Patronage's email leaves the building: each message's
+// embedded templates (their wording is in the catalogues of internal/i18n, in
+// every language), and its delivery over SMTP, or into the log when no SMTP
+// server is configured. It never decides who gets mail, when, or in which
+// language; callers do. It never logs or returns the SMTP password.
 package mail
 
 import (

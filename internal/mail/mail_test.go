@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/mail/mailtest"
 )
@@ -19,7 +20,7 @@ const from = "The Daily Example <patrons@example.org>"
 
 func signInMessage(t *testing.T) (mail.Message, string) {
 	t.Helper()
-	tpl, err := mail.NewTemplates("The Daily Example")
+	tpl, err := mail.NewTemplates("The Daily Example", i18ntest.Catalog(t))
 	if err != nil {
 		t.Fatalf("NewTemplates: %v", err)
 	}

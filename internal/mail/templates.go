@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
-	"strconv"
 	"strings"
 	texttemplate "text/template"
+	"text/template/parse"
 	"time"
+
+	"github.com/patronage/patronage/internal/i18n"
 )
 
 //go:embed templates
@@ -26,39 +28,82 @@ const (
 	endpointOff   = "webhook_endpoint_disabled"
 )
 
-// Templates renders the named message templates. All templates are
-// embedded text/template and html/template files, so names and links are
-// escaped in the HTML part.
+// Templates renders the named message templates, in every language of the
+// catalogue. All templates are embedded text/template and html/template
+// files, so names and links are escaped in the HTML part; every word they
+// hold is a message of the catalogue (internal/i18n).
 type Templates struct {
 	newsroom string
-	text     map[string]*texttemplate.Template
-	html     map[string]*htmltemplate.Template
+	catalog  *i18n.Catalog
+	// lang is the language this view writes in; "" for the default.
+	lang string
+	text map[string]map[string]*texttemplate.Template // by language, then message
+	html map[string]map[string]*htmltemplate.Template
 }
 
-// NewTemplates parses every template. newsroom is the display name used in
-// subjects and bodies, e.g. "The Daily Example".
-func NewTemplates(newsroom string) (*Templates, error) {
+// NewTemplates parses every template in every language of catalog.
+// newsroom is the display name used in subjects and bodies, e.g. "The
+// Daily Example".
+func NewTemplates(newsroom string, catalog *i18n.Catalog) (*Templates, error) {
 	newsroom = strings.TrimSpace(newsroom)
 	if newsroom == "" {
 		return nil, errors.New("new mail templates: newsroom name is empty")
 	}
+	if catalog == nil {
+		return nil, errors.New("new mail templates: no message catalogue")
+	}
 	t := &Templates{
 		newsroom: newsroom,
-		text:     make(map[string]*texttemplate.Template),
-		html:     make(map[string]*htmltemplate.Template),
+		catalog:  catalog,
+		text:     make(map[string]map[string]*texttemplate.Template),
+		html:     make(map[string]map[string]*htmltemplate.Template),
 	}
-	for _, name := range []string{signInLink, welcomePatron, paymentFailed, trialEnding, topicCovered, endpointOff} {
-		text, err := texttemplate.ParseFS(templateFS, "templates/layout.txt", "templates/"+name+".txt")
-		if err != nil {
-			return nil, fmt.Errorf("parse mail template %s: %w", name, err)
+	for _, lang := range catalog.Languages() {
+		funcs := catalog.In(lang).Funcs()
+		t.text[lang], t.html[lang] = map[string]*texttemplate.Template{}, map[string]*htmltemplate.Template{}
+		for _, name := range names {
+			text, err := texttemplate.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.txt", "templates/"+name+".txt")
+			if err != nil {
+				return nil, fmt.Errorf("parse mail template %s: %w", name, err)
+			}
+			html, err := htmltemplate.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+			if err != nil {
+				return nil, fmt.Errorf("parse mail template %s: %w", name, err)
+			}
+			t.text[lang][name], t.html[lang][name] = text, html
 		}
-		html, err := htmltemplate.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("parse mail template %s: %w", name, err)
-		}
-		t.text[name], t.html[name] = text, html
 	}
 	return t, nil
+}
+
+// names are the messages, each a pair of files under templates/.
+var names = []string{signInLink, welcomePatron, paymentFailed, trialEnding, topicCovered, endpointOff}
+
+// In is the templates writing in lang: a member's own setting, else the
+// language of the request the mail answers. "", or a language without a
+// catalogue, is the newsroom's default language.
+func (t *Templates) In(lang string) *Templates {
+	view := *t
+	view.lang = lang
+	return &view
+}
+
+// localizer is the language this view writes in.
+func (t *Templates) localizer() *i18n.Localizer { return t.catalog.In(t.lang) }
+
+// Trees are the parse trees of every template, text and HTML, for the
+// tests that hold their wording to the catalogue.
+func (t *Templates) Trees() (text, html []*parse.Tree) {
+	lang := t.localizer().Language()
+	for _, name := range names {
+		for _, tt := range t.text[lang][name].Templates() {
+			text = append(text, tt.Tree)
+		}
+		for _, ht := range t.html[lang][name].Templates() {
+			html = append(html, ht.Tree)
+		}
+	}
+	return text, html
 }
 
 // SignInLink is the mail carrying a one-time sign-in link valid for expiresIn.
@@ -69,9 +114,13 @@ func (t *Templates) SignInLink(to, link string, expiresIn time.Duration) (Messag
 	if expiresIn <= 0 {
 		return Message{}, fmt.Errorf("render sign-in link: expiresIn %v is not positive", expiresIn)
 	}
+	lasts, err := humanDuration(t.localizer(), expiresIn)
+	if err != nil {
+		return Message{}, fmt.Errorf("render sign-in link: %w", err)
+	}
 	return t.render(signInLink, to, struct {
 		Newsroom, Link, ExpiresIn string
-	}{t.newsroom, link, humanDuration(expiresIn)})
+	}{t.newsroom, link, lasts})
 }
 
 // WelcomePatron thanks a new patron; name may be empty.
@@ -92,7 +141,7 @@ func (t *Templates) PaymentFailed(to, name string, amountMinor int64, currency s
 	}
 	return t.render(paymentFailed, to, struct {
 		Newsroom, Name, Amount, UpdateURL string
-	}{t.newsroom, strings.TrimSpace(name), FormatAmount(amountMinor, currency), updateURL})
+	}{t.newsroom, strings.TrimSpace(name), t.localizer().Money(amountMinor, currency), updateURL})
 }
 
 // EndpointDisabled tells an admin that a webhook endpoint was disabled
@@ -104,14 +153,15 @@ func (t *Templates) EndpointDisabled(to, id, url, reason string) (Message, error
 }
 
 // TrialEnding warns that a trial ends; name may be empty. endsAt is shown as
-// a date in its own location, so pass it in the patron's time zone if known.
+// a date (with its weekday, in the mail's language) in its own location, so
+// pass it in the patron's time zone if known.
 func (t *Templates) TrialEnding(to, name, tierName string, endsAt time.Time, accountURL string) (Message, error) {
 	if accountURL == "" {
 		return Message{}, errors.New("render trial ending: account URL is empty")
 	}
 	return t.render(trialEnding, to, struct {
 		Newsroom, Name, Tier, EndsOn, AccountURL string
-	}{t.newsroom, strings.TrimSpace(name), tierName, endsAt.Format("Monday 2 January 2006"), accountURL})
+	}{t.newsroom, strings.TrimSpace(name), tierName, t.localizer().WeekDate(endsAt), accountURL})
 }
 
 // TopicCovered tells a patron that a topic they voted for has been covered,
@@ -126,14 +176,15 @@ func (t *Templates) TopicCovered(to, name, topic, articleURL string) (Message, e
 }
 
 func (t *Templates) render(name, to string, data any) (Message, error) {
+	lang := t.localizer().Language()
 	var subject, text, html strings.Builder
-	if err := t.text[name].ExecuteTemplate(&subject, "subject", data); err != nil {
+	if err := t.text[lang][name].ExecuteTemplate(&subject, "subject", data); err != nil {
 		return Message{}, fmt.Errorf("render %s subject: %w", name, err)
 	}
-	if err := t.text[name].ExecuteTemplate(&text, "layout.txt", data); err != nil {
+	if err := t.text[lang][name].ExecuteTemplate(&text, "layout.txt", data); err != nil {
 		return Message{}, fmt.Errorf("render %s text: %w", name, err)
 	}
-	if err := t.html[name].ExecuteTemplate(&html, "layout.html", data); err != nil {
+	if err := t.html[lang][name].ExecuteTemplate(&html, "layout.html", data); err != nil {
 		return Message{}, fmt.Errorf("render %s HTML: %w", name, err)
 	}
 	return Message{
@@ -148,21 +199,13 @@ func (t *Templates) render(name, to string, data any) (Message, error) {
 // humanDuration says how long a link lasts in words: "15 minutes", "1 hour".
 // It rounds down (to no less than a second), so the mail does not promise
 // more time than there is.
-func humanDuration(d time.Duration) string {
+func humanDuration(l *i18n.Localizer, d time.Duration) (string, error) {
 	switch {
 	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
+		return l.Text("duration.hours", int64(d/time.Hour))
 	case d >= time.Minute:
-		return plural(int64(d/time.Minute), "minute")
+		return l.Text("duration.minutes", int64(d/time.Minute))
 	default:
-		return plural(max(int64(d/time.Second), 1), "second")
+		return l.Text("duration.seconds", max(int64(d/time.Second), 1))
 	}
-}
-
-func plural(n int64, unit string) string {
-	s := strconv.FormatInt(n, 10) + " " + unit
-	if n != 1 {
-		s += "s"
-	}
-	return s
 }

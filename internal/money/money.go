@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // supported is every currency Stripe accepts for charges (its presentment
@@ -85,6 +86,27 @@ func CheckAmount(minor int64, code string) error {
 // "BHD") is "BHD 1.500", thousands grouped with commas.
 func Format(minor int64, currency string) string {
 	currency = strings.ToUpper(strings.TrimSpace(currency))
+	amount := English.Amount(minor, currency)
+	if currency == "" {
+		return amount
+	}
+	return currency + " " + amount
+}
+
+// Notation is how a language writes an amount: the mark before the
+// decimals and the one between groups of thousands.
+type Notation struct {
+	Decimal string
+	Group   string
+}
+
+// English writes 1,234.50.
+var English = Notation{Decimal: ".", Group: ","}
+
+// Amount writes minor units of currency as major ones in the notation,
+// without the currency: English.Amount(123456, "EUR") is "1,234.56",
+// (500, "JPY") is "500".
+func (n Notation) Amount(minor int64, currency string) string {
 	sign, units := "", uint64(minor)
 	if minor < 0 {
 		// Negation overflows for math.MinInt64, but its uint64 is still right.
@@ -95,33 +117,51 @@ func Format(minor int64, currency string) string {
 	for range digits {
 		scale *= 10
 	}
-	amount := sign + groupThousands(strconv.FormatUint(units/scale, 10))
+	amount := sign + groupThousands(strconv.FormatUint(units/scale, 10), n.Group)
 	if digits > 0 {
 		frac := strconv.FormatUint(units%scale, 10)
-		amount += "." + strings.Repeat("0", digits-len(frac)) + frac
+		amount += n.Decimal + strings.Repeat("0", digits-len(frac)) + frac
 	}
-	if currency == "" {
-		return amount
-	}
-	return currency + " " + amount
+	return amount
 }
 
-func groupThousands(digits string) string {
+func groupThousands(digits, sep string) string {
 	var b strings.Builder
 	for i, r := range digits {
 		if i > 0 && (len(digits)-i)%3 == 0 {
-			b.WriteByte(',')
+			b.WriteString(sep)
 		}
 		b.WriteRune(r)
 	}
 	return b.String()
 }
 
-// ParseMajor reads an amount a person typed in major units ("5", "5.50",
-// "1,000") as minor units of currency, exactly: no floating point, and no
-// more decimals than the currency has.
-func ParseMajor(s, currency string) (int64, error) {
-	s = strings.ReplaceAll(strings.TrimSpace(s), ",", "")
+// Parse reads an amount a person typed in major units in the notation as
+// minor units of currency, exactly: no floating point, and no more decimals
+// than the currency has. Group marks are dropped, and every space where
+// the group mark is one (people type a plain space for a no-break one).
+// Where the decimal mark is not a point, a point is read as one too (a
+// reader used to either may type either), unless the point is the group
+// mark: then it must stand before three digits, as "1.000,50" does, so
+// that "5.50" is refused rather than read as 550.
+func (n Notation) Parse(s, currency string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if n.Group == "." {
+		whole, _, _ := strings.Cut(s, n.Decimal)
+		groups := strings.Split(whole, ".")
+		for _, g := range groups[1:] {
+			if len(groups[0]) == 0 || len(g) != 3 {
+				return 0, fmt.Errorf("must be an amount such as 5 or 5.50")
+			}
+		}
+	}
+	s = strings.ReplaceAll(s, n.Group, "")
+	if g := []rune(n.Group); len(g) == 1 && unicode.IsSpace(g[0]) {
+		s = strings.Join(strings.FieldsFunc(s, unicode.IsSpace), "")
+	}
+	if n.Decimal != "." {
+		s = strings.ReplaceAll(s, n.Decimal, ".")
+	}
 	if s == "" {
 		return 0, fmt.Errorf("is required")
 	}
@@ -137,9 +177,9 @@ func ParseMajor(s, currency string) (int64, error) {
 	if whole == "" || len(digits) > 15 || strings.Trim(digits, "0123456789") != "" {
 		return 0, fmt.Errorf("must be an amount such as 5 or 5.50")
 	}
-	n, err := strconv.ParseInt(digits, 10, 64)
+	n64, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("must be an amount such as 5 or 5.50")
 	}
-	return n, nil
+	return n64, nil
 }
