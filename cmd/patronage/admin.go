@@ -126,7 +126,11 @@ func adminCreate(ctx context.Context, getenv func(string) string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	svc, err := newMembers(cfg, db, rdb, logger, hooks)
+	catalog, templates, err := newWording(cfg)
+	if err != nil {
+		return err
+	}
+	svc, err := newMembers(cfg, db, rdb, logger, hooks, catalog, templates)
 	if err != nil {
 		return err
 	}
@@ -165,7 +169,11 @@ func adminRevoke(ctx context.Context, getenv func(string) string, stdout io.Writ
 		return err
 	}
 	defer db.Close()
-	svc, err := newMembers(cfg, db, nil, logger, nil)
+	catalog, templates, err := newWording(cfg)
+	if err != nil {
+		return err
+	}
+	svc, err := newMembers(cfg, db, nil, logger, nil, catalog, templates)
 	if err != nil {
 		return err
 	}

@@ -76,13 +76,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rdb.Collector(),
 	)
 
-	catalog, err := i18n.New(cfg.DefaultLanguage)
+	catalog, templates, err := newWording(cfg)
 	if err != nil {
-		return fmt.Errorf("message catalogues: %w", err)
-	}
-	templates, err := mail.NewTemplates(cfg.NewsroomName, catalog)
-	if err != nil {
-		return fmt.Errorf("mail templates: %w", err)
+		return err
 	}
 
 	// Outgoing webhooks: events are stored with the changes that make
@@ -93,7 +89,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		OnDisabled: func(ctx context.Context, e outgoing.Endpoint) {
 			mailEndpointDisabled(ctx, memberService, templates, e, logger)
 		}})
-	memberService, err = newMembers(cfg, db, rdb, logger, hooks)
+	memberService, err = newMembers(cfg, db, rdb, logger, hooks, catalog, templates)
 	if err != nil {
 		return err
 	}
@@ -103,7 +99,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		memberService.Close(ctx)
 	}()
 
-	billingService, err := newBilling(cfg, db, memberService, logger, hooks)
+	billingService, err := newBilling(cfg, db, memberService, logger, hooks, templates)
 	if err != nil {
 		return err
 	}
@@ -289,36 +285,33 @@ func mailEndpointDisabled(ctx context.Context, m *members.Service, templates *ma
 }
 
 // newMembers builds the members service with its mailer.
-func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog.Logger, events members.EventSink) (*members.Service, error) {
+func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog.Logger, events members.EventSink, catalog *i18n.Catalog, templates *mail.Templates) (*members.Service, error) {
 	mailer, err := mail.New(cfg.SMTPURL, cfg.MailFrom, logger)
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
 	}
-	templates, err := newTemplates(cfg)
-	if err != nil {
-		return nil, err
-	}
 	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events,
-		Languages: i18n.Languages()}), nil
+		Languages: catalog.Languages()}), nil
 }
 
-// newTemplates is the mail templates, in every language there is a
-// catalogue for, DEFAULT_LANGUAGE the default.
-func newTemplates(cfg config.Config) (*mail.Templates, error) {
+// newWording reads the message catalogues, DEFAULT_LANGUAGE the default,
+// and parses the mail templates in every language of them: once for a
+// process, shared by the services that speak.
+func newWording(cfg config.Config) (*i18n.Catalog, *mail.Templates, error) {
 	catalog, err := i18n.New(cfg.DefaultLanguage)
 	if err != nil {
-		return nil, fmt.Errorf("message catalogues: %w", err)
+		return nil, nil, fmt.Errorf("message catalogues: %w", err)
 	}
 	templates, err := mail.NewTemplates(cfg.NewsroomName, catalog)
 	if err != nil {
-		return nil, fmt.Errorf("mail templates: %w", err)
+		return nil, nil, fmt.Errorf("mail templates: %w", err)
 	}
-	return templates, nil
+	return catalog, templates, nil
 }
 
 // newBilling builds the billing service; without STRIPE_SECRET_KEY it runs
 // with payments not configured.
-func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slog.Logger, events members.EventSink) (*billing.Service, error) {
+func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slog.Logger, events members.EventSink, templates *mail.Templates) (*billing.Service, error) {
 	var sc *client.API
 	if cfg.StripeSecretKey != "" {
 		var err error
@@ -332,10 +325,6 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 	bounds := map[string]billing.Bounds{}
 	for cur, b := range cfg.DonationBounds {
 		bounds[cur] = billing.Bounds{Min: b.Min, Max: b.Max}
-	}
-	templates, err := newTemplates(cfg)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.StripeWebhookMode == string(billing.ModeFetch) && sc == nil && len(cfg.StripeWebhookSecrets) > 0 {
 		logger.Warn("STRIPE_WEBHOOK_MODE=fetch without STRIPE_SECRET_KEY: events are stored but fail until the key is set")

@@ -109,11 +109,15 @@ func runStripe(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	memberService, err := newMembers(cfg, db, nil, logger, hooks)
+	catalog, templates, err := newWording(cfg)
 	if err != nil {
 		return err
 	}
-	svc, err := newBilling(cfg, db, memberService, logger, hooks)
+	memberService, err := newMembers(cfg, db, nil, logger, hooks, catalog, templates)
+	if err != nil {
+		return err
+	}
+	svc, err := newBilling(cfg, db, memberService, logger, hooks, templates)
 	if err != nil {
 		return err
 	}

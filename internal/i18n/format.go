@@ -20,20 +20,10 @@ func (l *Localizer) formatted(key string, args ...any) string {
 	return text
 }
 
-// notation is the language's decimal and thousands marks.
-func (l *Localizer) notation() money.Notation {
-	return money.Notation{Decimal: l.formatted("format.decimal"), Group: l.formatted("format.group")}
-}
-
-// Number writes a whole number with the language's thousands mark.
-func (l *Localizer) Number(n int64) string {
-	return l.notation().Amount(n, "JPY") // a currency of no decimals writes an integer
-}
-
 // Decimal writes v with places decimals in the language's notation.
 func (l *Localizer) Decimal(v float64, places int) string {
 	s := strconv.FormatFloat(v, 'f', places, 64)
-	return strings.Replace(s, ".", l.formatted("format.decimal"), 1)
+	return strings.Replace(s, ".", l.f.notation.Decimal, 1)
 }
 
 // Percent writes a share (0.125) as a percentage with places decimals:
@@ -45,7 +35,7 @@ func (l *Localizer) Percent(share float64, places int) string {
 // Amount writes minor units of currency in major ones, without the
 // currency: "1,234.50" in English.
 func (l *Localizer) Amount(minor int64, currency string) string {
-	return l.notation().Amount(minor, currency)
+	return l.f.notation.Amount(minor, currency)
 }
 
 // Money writes minor units of currency with its ISO code, as the language
@@ -57,17 +47,17 @@ func (l *Localizer) Money(minor int64, currency string) string {
 // ParseAmount reads an amount a reader typed in major units, in the
 // language's notation, as minor units of currency.
 func (l *Localizer) ParseAmount(s, currency string) (int64, error) {
-	return l.notation().Parse(s, currency)
+	return l.f.notation.Parse(s, currency)
 }
 
 // Date writes a day: "2 January 2006".
 func (l *Localizer) Date(t time.Time) string {
-	return l.formatted("date.day", "Day", t.Day(), "Month", l.formatted("date.month."+strconv.Itoa(int(t.Month()))), "Year", t.Year())
+	return l.formatted("date.day", "Day", t.Day(), "Month", l.f.months[t.Month()-1], "Year", t.Year())
 }
 
 // WeekDate writes a day with its weekday: "Monday 2 January 2006".
 func (l *Localizer) WeekDate(t time.Time) string {
-	return l.formatted("date.weekday_day", "Weekday", l.formatted("date.weekday."+strconv.Itoa(int(t.Weekday()))), "Date", l.Date(t))
+	return l.formatted("date.weekday_day", "Weekday", l.f.weekdays[t.Weekday()], "Date", l.Date(t))
 }
 
 // DateTime writes a day and a time of day with its zone: "2 January 2006,
@@ -78,28 +68,37 @@ func (l *Localizer) DateTime(t time.Time) string {
 
 // MonthLabel writes a month short, for a chart's axis: "Jan 06".
 func (l *Localizer) MonthLabel(t time.Time) string {
-	return l.formatted("date.month_label", "Month", l.formatted("date.month_short."+strconv.Itoa(int(t.Month()))), "Year", t.Format("06"))
+	return l.formatted("date.month_label", "Month", l.f.monthsShort[t.Month()-1], "Year", t.Format("06"))
 }
 
-// checkFormats renders every format message of l's language, so a
-// catalogue lacking one fails at start, not on a page.
-func (l *Localizer) checkFormats() error {
+// formats are the words and marks of a language's numbers and dates,
+// read from its catalogue once, as they are on every amount and date.
+type formats struct {
+	notation            money.Notation
+	months, monthsShort [12]string
+	weekdays            [7]string // Sunday first, as time.Weekday
+}
+
+// loadFormats reads l's formats and renders every other format message,
+// so a catalogue lacking one fails at start, not on a page.
+func (l *Localizer) loadFormats() error {
 	var problems []error
-	try := func(key string, args ...any) {
-		if _, err := l.Text(key, args...); err != nil {
+	try := func(key string, args ...any) string {
+		text, err := l.Text(key, args...)
+		if err != nil {
 			problems = append(problems, err)
 		}
+		return text
 	}
-	try("format.decimal")
-	try("format.group")
+	l.f.notation = money.Notation{Decimal: try("format.decimal"), Group: try("format.group")}
 	try("format.money", "Amount", "1", "Currency", "EUR")
 	try("format.percent", "Number", "1")
-	for m := 1; m <= 12; m++ {
-		try("date.month." + strconv.Itoa(m))
-		try("date.month_short." + strconv.Itoa(m))
+	for m := range 12 {
+		l.f.months[m] = try("date.month." + strconv.Itoa(m+1))
+		l.f.monthsShort[m] = try("date.month_short." + strconv.Itoa(m+1))
 	}
-	for d := 0; d < 7; d++ {
-		try("date.weekday." + strconv.Itoa(d))
+	for d := range 7 {
+		l.f.weekdays[d] = try("date.weekday." + strconv.Itoa(d))
 	}
 	try("date.day", "Day", 1, "Month", "m", "Year", 2000)
 	try("date.weekday_day", "Weekday", "w", "Date", "d")

@@ -92,7 +92,7 @@ func New(defaultLanguage string) (*Catalog, error) {
 	for _, code := range c.codes {
 		l := &Localizer{code: code, loc: goi18n.NewLocalizer(c.bundle, code)}
 		c.byCode[code] = l
-		problems = append(problems, c.checkKeys(code), l.checkFormats())
+		problems = append(problems, c.checkKeys(code), l.loadFormats())
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err

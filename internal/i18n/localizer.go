@@ -14,6 +14,7 @@ import (
 type Localizer struct {
 	code string
 	loc  *goi18n.Localizer
+	f    formats
 }
 
 // Language is the localizer's language code, as <html lang> wants it.
