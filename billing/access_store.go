@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/members"
 )
@@ -191,7 +190,9 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		if err == nil {
 			welcomed, welcomedNow = sql.NullTime{Time: now, Valid: true}, true
 			if now.Sub(first) <= welcomeWindow {
-				fx.mails = append(fx.mails, pendingMail{kind: "welcome", memberID: memberID, tier: tier.String})
+				if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "welcome", memberID: memberID, tier: tier.String}); err != nil {
+					return effects{}, err
+				}
 			}
 		}
 	}
@@ -335,16 +336,6 @@ func (s *Service) RecomputeAccess(ctx context.Context, memberID string) error {
 	return nil
 }
 
-// pendingMail is a message decided in a transaction and sent after it.
-type pendingMail struct {
-	kind     string // welcome, payment_failed, trial_ending
-	memberID string
-	tier     string
-	amount   int64
-	currency string
-	at       time.Time
-}
-
 // claimNotification records that a mail for key is due, and reports
 // whether it was the first time (so a handler run twice mails once).
 func (s *Service) claimNotification(ctx context.Context, tx *sql.Tx, key, kind, memberID string) (bool, error) {
@@ -357,8 +348,8 @@ func (s *Service) claimNotification(ctx context.Context, tx *sql.Tx, key, kind, 
 	return n == 1, err
 }
 
-// afterCommit publishes access changes and sends mail. Mail is sent at
-// most once per occasion: a crash between commit and send loses it.
+// afterCommit publishes access changes and sends the mail that was not
+// queued (see decideMail).
 func (s *Service) afterCommit(ctx context.Context, fx effects) {
 	for _, c := range fx.changes {
 		s.logger.InfoContext(ctx, "access changed", "member_id", c.MemberID, "active", c.After.Active, "source", c.After.Source, "tier", c.After.Tier)
@@ -369,36 +360,4 @@ func (s *Service) afterCommit(ctx context.Context, fx effects) {
 			s.logger.ErrorContext(ctx, "billing mail", "kind", m.kind, "member_id", m.memberID, "err", err)
 		}
 	}
-}
-
-func (s *Service) sendMail(ctx context.Context, pm pendingMail) error {
-	if s.templates == nil || s.members == nil {
-		return nil
-	}
-	m, err := s.members.FindMemberByID(ctx, pm.memberID)
-	if err != nil {
-		return err
-	}
-	tierName := pm.tier
-	if t, err := findTier(ctx, s.db, pm.tier); err == nil {
-		tierName = t.Name
-	}
-	account := s.baseURL.String() + "/account"
-	templates := s.templates.In(m.MailLanguage()) // the member's own, else the newsroom's default
-	var msg mail.Message
-	switch pm.kind {
-	case "welcome":
-		msg, err = templates.WelcomePatron(m.Email, m.Name, tierName, account)
-	case "payment_failed":
-		msg, err = templates.PaymentFailed(m.Email, m.Name, pm.amount, pm.currency, account)
-	case "trial_ending":
-		msg, err = templates.TrialEnding(m.Email, m.Name, tierName, pm.at, account)
-	default:
-		return fmt.Errorf("unknown mail %q", pm.kind)
-	}
-	if err != nil {
-		return err
-	}
-	s.members.SendMail(msg)
-	return nil
 }

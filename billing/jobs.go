@@ -84,13 +84,14 @@ const syncCheckInterval = 15 * time.Minute
 // the time after which the queue would take it for lost.
 func (w *syncStripeWorker) Timeout(*river.Job[SyncStripeArgs]) time.Duration { return w.timeout }
 
-// AddJobs registers billing's workers and returns its periodic jobs: the
-// access recheck every minute, and reconciliation with Stripe every
-// syncEvery (none when 0 or Stripe is not configured). rescueAfter is the
-// queue's limit on a running job.
+// AddJobs registers billing's workers (patron mail's among them) and
+// returns its periodic jobs: the access recheck every minute, and
+// reconciliation with Stripe every syncEvery (none when 0 or Stripe is not
+// configured). rescueAfter is the queue's limit on a running job.
 func (s *Service) AddJobs(workers *river.Workers, syncEvery, rescueAfter time.Duration) []*river.PeriodicJob {
 	river.AddWorker(workers, &recheckAccessWorker{billing: s})
 	river.AddWorker(workers, &syncStripeWorker{billing: s, timeout: rescueAfter * 9 / 10})
+	river.AddWorker(workers, &mailWorker{billing: s})
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(AccessRecheckInterval),
 			func() (river.JobArgs, *river.InsertOpts) {

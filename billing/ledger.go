@@ -181,7 +181,9 @@ func (s *Service) onInvoice(ctx context.Context, ev Event) (effects, error) {
 					return err
 				}
 				if first && inv.Status != "paid" {
-					fx.mails = append(fx.mails, pendingMail{kind: "payment_failed", memberID: memberID, amount: inv.AmountDue, currency: inv.Currency})
+					if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "payment_failed", memberID: memberID, amount: inv.AmountDue, currency: inv.Currency}); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -534,8 +536,7 @@ func (s *Service) trialWillEnd(ctx context.Context, ev Event, snap subscriptionS
 		if err != nil {
 			return err
 		}
-		fx.mails = append(fx.mails, pendingMail{kind: "trial_ending", memberID: memberID, tier: tier, at: *snap.TrialEnd})
-		return nil
+		return s.decideMail(ctx, tx, &fx, pendingMail{kind: "trial_ending", memberID: memberID, tier: tier, at: *snap.TrialEnd})
 	})
 	return fx, err
 }

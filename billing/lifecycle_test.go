@@ -3,17 +3,21 @@ package billing_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/i18n/i18ntest"
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi/stripefake"
@@ -36,11 +40,19 @@ type world struct {
 	now     time.Time
 }
 
+// recordingMail is the mail server: it keeps what it is sent, after
+// refusing the next refuse messages as a server that is down would.
 type recordingMail struct {
-	sent chan mail.Message
+	sent    chan mail.Message
+	refuse  atomic.Int32
+	refused atomic.Int32
 }
 
 func (r *recordingMail) Send(_ context.Context, m mail.Message) error {
+	if r.refuse.Add(-1) >= 0 {
+		r.refused.Add(1)
+		return errors.New("421 4.3.2 service not available")
+	}
 	select {
 	case r.sent <- m:
 	default: // a long scenario sends more than any test reads
@@ -52,6 +64,39 @@ var lifecycleStart = time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
 
 func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode, events ...members.EventSink) *world {
 	t.Helper()
+	w := newWorldWithoutQueue(t, db, mode, events...)
+	w.runQueue()
+	return w
+}
+
+// runQueue starts a job queue working billing's jobs (patron mail) for
+// the rest of the test, as a running server does.
+func (w *world) runQueue() {
+	w.t.Helper()
+	workers := river.NewWorkers()
+	w.billing.AddJobs(workers, 0, time.Minute)
+	q, err := jobs.New(w.db, workers, testenv.Logger(), jobs.Options{PollInterval: 20 * time.Millisecond, Queues: map[string]int{jobs.MailQueue: 2}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := q.Start(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() {
+		if err := q.Stop(context.Background()); err != nil {
+			w.t.Error(err)
+		}
+	})
+	w.billing.AttachQueue(q)
+}
+
+// newWorldWithoutQueue is a world whose patron mail is queued (the queue
+// can insert) but not sent until runQueue.
+func newWorldWithoutQueue(t *testing.T, db *sqldb.DB, mode billing.WebhookMode, events ...members.EventSink) *world {
+	t.Helper()
+	if _, err := jobs.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
 	var sink members.EventSink
 	if len(events) > 0 {
 		sink = events[0]
@@ -87,6 +132,11 @@ func newWorld(t *testing.T, db *sqldb.DB, mode billing.WebhookMode, events ...me
 		t.Fatal(err)
 	}
 	w.stripe.TakeEvents() // catalog events: our own push echoed
+	q, err := jobs.New(db, nil, testenv.Logger(), jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.billing.AttachQueue(q)
 	return w
 }
 
@@ -242,6 +292,12 @@ func (w *world) billingOf(memberID string) billing.MemberBilling {
 	return b
 }
 
+// mailWait bounds the wait for a mail: the queue polls every 20 ms, and
+// a mail tried again waits for River's scheduler, which looks every 5 s.
+const mailWait = 30 * time.Second
+
+// wantMail waits for a mail whose subject holds subject, passing over
+// others.
 func (w *world) wantMail(subject string) {
 	w.t.Helper()
 	for {
@@ -250,19 +306,9 @@ func (w *world) wantMail(subject string) {
 			if strings.Contains(m.Subject, subject) {
 				return
 			}
-		case <-time.After(5 * time.Second):
-			w.t.Fatalf("no mail with %q in its subject", subject)
+		case <-time.After(mailWait):
+			w.t.Fatalf("no mail with %q in its subject in %s", subject, mailWait)
 		}
-	}
-}
-
-func (w *world) noMoreMail() {
-	w.t.Helper()
-	w.members.Close(context.Background())
-	select {
-	case m := <-w.mail.sent:
-		w.t.Errorf("unexpected mail %q", m.Subject)
-	default:
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/stripeapi"
@@ -35,7 +37,8 @@ type Service struct {
 	subMu       sync.Mutex
 	subscribers []func(AccessChange)
 
-	eventSink EventSink // set by the process that runs the queue
+	eventSink EventSink                   // set by the process that runs the queue
+	queue     atomic.Pointer[jobs.Client] // patron mail's; see AttachQueue
 	events    members.EventSink
 
 	cacheMu    sync.Mutex

@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/i18n"
 	"github.com/patronage/patronage/internal/ids"
+	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/internal/redisx"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -37,6 +39,7 @@ type Service struct {
 	sessions  *ttlcache.Cache[string, readSession] // by session id hash
 	events    EventSink
 	languages []string
+	queue     atomic.Pointer[jobs.Client] // queued mail's; see AttachQueue
 }
 
 // Deps is what the Service needs.
@@ -186,8 +189,14 @@ func (s *Service) sendInBackground(msg mail.Message) {
 }
 
 // SendMail delivers a message off the caller's path, as sign-in links are;
-// Close waits for it. Billing sends its patron mail through here.
+// Close waits for it. A failure is logged, and the message is lost.
 func (s *Service) SendMail(msg mail.Message) { s.sendInBackground(msg) }
+
+// Deliver hands a message to the mail server and waits for its answer, for
+// a caller that tries again on an error (a job in the queue).
+func (s *Service) Deliver(ctx context.Context, msg mail.Message) error {
+	return s.mailer.Send(ctx, msg)
+}
 
 // SignInLink issues a single-use sign-in link for a member.
 func (s *Service) SignInLink(ctx context.Context, memberID, next string) (string, error) {

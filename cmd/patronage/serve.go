@@ -87,7 +87,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var memberService *members.Service
 	hooks := outgoing.NewService(outgoing.Deps{DB: db, Logger: logger, AllowPrivateTargets: cfg.AllowPrivateWebhookTarget,
 		OnDisabled: func(ctx context.Context, e outgoing.Endpoint) {
-			mailEndpointDisabled(ctx, memberService, templates, e, logger)
+			mailEndpointDisabled(ctx, memberService, e, logger)
 		}})
 	memberService, err = newMembers(cfg, db, rdb, logger, hooks, catalog, templates)
 	if err != nil {
@@ -109,7 +109,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger,
-		OnCovered: mailCoveredTopic(memberService, templates, logger), Events: hooks})
+		OnCovered: mailCoveredTopic(memberService, logger), Events: hooks})
 	withdrawOnLostAccess(billingService, votingService, logger)
 	// Redis may have lost tallies while no server ran (a restart of the
 	// embedded one always does): rebuild open rounds' from the ballots.
@@ -139,7 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	// The queue: Stripe events and billing's scheduled jobs, worked here.
-	intake, queue, err := startQueue(ctx, cfg, db, billingService, votingService, hooks, logger)
+	intake, queue, err := startQueue(ctx, cfg, db, memberService, billingService, votingService, hooks, logger)
 	if err != nil {
 		return err
 	}
@@ -203,15 +203,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // startQueue starts the job queue's workers: Stripe event processing,
-// billing's scheduled jobs and voting's round closing.
-func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, b *billing.Service, v *voting.Service, o *outgoing.Service,
+// billing's scheduled jobs and patron mail, voting's round closing, other
+// queued mail, and deliveries to the newsroom's endpoints.
+func startQueue(ctx context.Context, cfg config.Config, db *sqldb.DB, m *members.Service, b *billing.Service, v *voting.Service, o *outgoing.Service,
 	logger *slog.Logger) (*webhooks.Intake, *jobs.Client, error) {
 	workers := river.NewWorkers()
+	m.AddJobs(workers)
 	river.AddWorker(workers, webhooks.NewWorker(db, webhooks.BillingHandlers(b), logger, nil))
 	periodic := append(b.AddJobs(workers, cfg.StripeSyncInterval, cfg.JobRescueAfter), v.AddJobs(workers)...)
 	periodic = append(periodic, o.AddWorker(workers)...)
 	queue, err := jobs.New(db, workers, logger, jobs.Options{MaxAttempts: cfg.WebhookMaxAttempts, Workers: cfg.WebhookWorkers, RescueAfter: cfg.JobRescueAfter,
-		Periodic: periodic, Queues: map[string]int{outgoing.Queue: outgoingWorkers}})
+		Periodic: periodic, Queues: map[string]int{outgoing.Queue: outgoingWorkers, jobs.MailQueue: mailWorkers}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,6 +251,10 @@ func originOf(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// mailWorkers is how many queued mails are handed to the mail server at
+// once in a process.
+const mailWorkers = 4
+
 // outgoingWorkers is how many deliveries to the newsroom's endpoints run
 // at once in a process (at most outgoing's per-endpoint share each).
 const outgoingWorkers = 20
@@ -267,20 +273,18 @@ func newOutgoing(cfg config.Config, db *sqldb.DB, logger *slog.Logger) (*outgoin
 
 // mailEndpointDisabled tells every admin, each in their own language,
 // that an endpoint was disabled.
-func mailEndpointDisabled(ctx context.Context, m *members.Service, templates *mail.Templates, e outgoing.Endpoint, logger *slog.Logger) {
+func mailEndpointDisabled(ctx context.Context, m *members.Service, e outgoing.Endpoint, logger *slog.Logger) {
 	logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint", e.ID, "reason", e.DisabledReason)
 	admins, err := m.Admins(ctx)
+	if err == nil {
+		ids := make([]string, 0, len(admins))
+		for _, a := range admins {
+			ids = append(ids, a.ID)
+		}
+		err = m.MailEndpointDisabled(ctx, ids, e.ID, e.URL, e.DisabledReason)
+	}
 	if err != nil {
 		logger.ErrorContext(ctx, "mail admins about a disabled webhook endpoint", "err", err)
-		return
-	}
-	for _, admin := range admins {
-		msg, err := templates.In(admin.MailLanguage()).EndpointDisabled(admin.Email, e.ID, e.URL, e.DisabledReason)
-		if err != nil {
-			logger.ErrorContext(ctx, "render endpoint disabled mail", "err", err)
-			return
-		}
-		m.SendMail(msg)
 	}
 }
 
@@ -290,8 +294,16 @@ func newMembers(cfg config.Config, db *sqldb.DB, rdb *redisx.Redis, logger *slog
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
 	}
-	return members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events,
-		Languages: catalog.Languages()}), nil
+	m := members.NewService(members.Deps{DB: db, Redis: rdb, Mailer: mailer, Templates: templates, BaseURL: cfg.BaseURL, Logger: logger, Events: events,
+		Languages: catalog.Languages()})
+	// Mail that waits in the queue is sent by a server's queue, whichever
+	// process queued it.
+	q, err := jobs.New(db, nil, logger, jobs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	m.AttachQueue(q)
+	return m, nil
 }
 
 // newWording reads the message catalogues, DEFAULT_LANGUAGE the default,
@@ -329,10 +341,18 @@ func newBilling(cfg config.Config, db *sqldb.DB, m *members.Service, logger *slo
 	if cfg.StripeWebhookMode == string(billing.ModeFetch) && sc == nil && len(cfg.StripeWebhookSecrets) > 0 {
 		logger.Warn("STRIPE_WEBHOOK_MODE=fetch without STRIPE_SECRET_KEY: events are stored but fail until the key is set")
 	}
-	return billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger, Templates: templates,
+	b := billing.NewService(billing.Deps{DB: db, Stripe: sc, Members: m, BaseURL: cfg.BaseURL, Logger: logger, Templates: templates,
 		WebhookMode: billing.WebhookMode(cfg.StripeWebhookMode), PastDueGrace: cfg.PastDueGrace, Events: events,
 		Options: billing.Options{AllowPromotionCodes: cfg.StripeAllowPromotionCodes, DonationBounds: bounds,
-			PortalConfiguration: cfg.StripePortalConfiguration}}), nil
+			PortalConfiguration: cfg.StripePortalConfiguration}})
+	// Patron mail is queued with the change that calls for it; a server's
+	// queue sends it, whichever process decided it.
+	q, err := jobs.New(db, nil, logger, jobs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	b.AttachQueue(q)
+	return b, nil
 }
 
 // openDatabase opens the database and brings its schema to this binary's

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/patronage/patronage/billing"
-	"github.com/patronage/patronage/internal/mail"
 	"github.com/patronage/patronage/members"
 	"github.com/patronage/patronage/voting"
 )
@@ -56,20 +55,10 @@ func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Lo
 
 // mailCoveredTopic tells every patron who voted for a topic that it was
 // covered, with the article's link, each in their own language.
-func mailCoveredTopic(m *members.Service, templates *mail.Templates, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
+func mailCoveredTopic(m *members.Service, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
 	return func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
-		for _, id := range voterIDs {
-			member, err := m.FindMemberByID(ctx, id)
-			if err != nil {
-				logger.WarnContext(ctx, "covered topic: voter not found", "member_id", id, "err", err)
-				continue
-			}
-			msg, err := templates.In(member.MailLanguage()).TopicCovered(member.Email, member.Name, t.Title, articleURL)
-			if err != nil {
-				logger.ErrorContext(ctx, "covered topic mail", "err", err)
-				return
-			}
-			m.SendMail(msg)
+		if err := m.MailTopicCovered(ctx, voterIDs, t.Title, articleURL); err != nil {
+			logger.ErrorContext(ctx, "covered topic mail", "topic_id", t.ID, "voters", len(voterIDs), "err", err)
 		}
 	}
 }

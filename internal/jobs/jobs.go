@@ -105,3 +105,12 @@ func New(db *sqldb.DB, workers *river.Workers, logger *slog.Logger, opts Options
 	}
 	return c, nil
 }
+
+// MailQueue is the queue mail waits in, with workers of its own: a mail
+// server that is slow or down holds up mail, never Stripe's events.
+const MailQueue = "mail"
+
+// MailAttempts is how often a queued mail is offered to the mail server:
+// River waits attempt⁴ seconds between tries, so the last of 12 comes
+// about eleven hours after the first.
+const MailAttempts = 12

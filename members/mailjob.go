@@ -1,0 +1,143 @@
+package members
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/riverqueue/river"
+
+	"github.com/patronage/patronage/internal/errs"
+	"github.com/patronage/patronage/internal/jobs"
+	"github.com/patronage/patronage/internal/mail"
+)
+
+// Mail that must not be lost to a mail server's bad minute (a covered
+// topic, an admin's notice) waits in the job queue (jobs.MailQueue) and is
+// offered again while the server refuses it (jobs.MailAttempts). A job
+// holds what the mail says, not the mail: the address and the language
+// are read when it is sent, so an erasure in between leaves nothing to
+// send, and the queue keeps no address. Sign-in links are not queued: they
+// expire in minutes, and the reader asks again.
+
+// MailArgs is one mail to a member waiting in the queue.
+type MailArgs struct {
+	Mail       string `json:"mail"` // topic_covered, endpoint_disabled
+	MemberID   string `json:"member_id"`
+	Topic      string `json:"topic,omitempty"`
+	URL        string `json:"url,omitempty"` // the article's, or the endpoint's
+	EndpointID string `json:"endpoint_id,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Kind names the job in the queue.
+func (MailArgs) Kind() string { return "member_mail" }
+
+// AttachQueue has mail queued from now on. The queue may be one that only
+// inserts (a command's), for a running server's queue to send. Without
+// one, mail is sent in the background, once.
+func (s *Service) AttachQueue(q *jobs.Client) { s.queue.Store(q) }
+
+// AddJobs registers the worker that sends queued mail.
+func (s *Service) AddJobs(workers *river.Workers) {
+	river.AddWorker(workers, &mailWorker{members: s})
+}
+
+// MailTopicCovered tells each patron who voted for a topic that it was
+// covered, with the article's link, each in their own language.
+func (s *Service) MailTopicCovered(ctx context.Context, voterIDs []string, topic, articleURL string) error {
+	mails := make([]MailArgs, 0, len(voterIDs))
+	for _, id := range voterIDs {
+		mails = append(mails, MailArgs{Mail: "topic_covered", MemberID: id, Topic: topic, URL: articleURL})
+	}
+	return s.queueMail(ctx, mails)
+}
+
+// MailEndpointDisabled tells each admin that one of the newsroom's webhook
+// endpoints was disabled, and why.
+func (s *Service) MailEndpointDisabled(ctx context.Context, adminIDs []string, endpointID, endpointURL, reason string) error {
+	mails := make([]MailArgs, 0, len(adminIDs))
+	for _, id := range adminIDs {
+		mails = append(mails, MailArgs{Mail: "endpoint_disabled", MemberID: id, EndpointID: endpointID, URL: endpointURL, Reason: reason})
+	}
+	return s.queueMail(ctx, mails)
+}
+
+// queueMail queues mails in one insert, or, with no queue, sends each in
+// the background. A member not found is skipped.
+func (s *Service) queueMail(ctx context.Context, mails []MailArgs) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	q := s.queue.Load()
+	if q == nil {
+		for _, a := range mails {
+			msg, err := s.renderMail(ctx, a)
+			if errs.Is(err, errs.NotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if msg != nil {
+				s.sendInBackground(*msg)
+			}
+		}
+		return nil
+	}
+	params := make([]river.InsertManyParams, 0, len(mails))
+	for _, a := range mails {
+		params = append(params, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{Queue: jobs.MailQueue, MaxAttempts: jobs.MailAttempts}})
+	}
+	if _, err := q.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("queue %s mail: %w", mails[0].Mail, err)
+	}
+	return nil
+}
+
+type mailWorker struct {
+	river.WorkerDefaults[MailArgs]
+	members *Service
+}
+
+// Work renders the mail in the member's language as it is now and hands
+// it to the mail server; an error has River try again later.
+func (w *mailWorker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
+	msg, err := w.members.renderMail(ctx, job.Args)
+	if errs.Is(err, errs.NotFound) {
+		return nil // erased since: there is no one to write to
+	}
+	if err != nil || msg == nil {
+		return err
+	}
+	if err := w.members.Deliver(ctx, *msg); err != nil {
+		w.members.logger.WarnContext(ctx, "mail not sent; it is tried again", "mail", job.Args.Mail, "member_id", job.Args.MemberID,
+			"attempt", job.Attempt, "of", job.MaxAttempts, "err", err)
+		return err
+	}
+	return nil
+}
+
+// renderMail is a as a message to its member; nil without templates.
+func (s *Service) renderMail(ctx context.Context, a MailArgs) (*mail.Message, error) {
+	if s.templates == nil {
+		return nil, nil
+	}
+	m, err := s.FindMemberByID(ctx, a.MemberID)
+	if err != nil {
+		return nil, err
+	}
+	t := s.templates.In(m.MailLanguage())
+	var msg mail.Message
+	switch a.Mail {
+	case "topic_covered":
+		msg, err = t.TopicCovered(m.Email, m.Name, a.Topic, a.URL)
+	case "endpoint_disabled":
+		msg, err = t.EndpointDisabled(m.Email, a.EndpointID, a.URL, a.Reason)
+	default:
+		return nil, fmt.Errorf("unknown mail %q", a.Mail)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("render %s mail: %w", a.Mail, err)
+	}
+	return &msg, nil
+}

@@ -1,0 +1,140 @@
+package members_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/patronage/patronage/internal/i18n/i18ntest"
+	"github.com/patronage/patronage/internal/jobs"
+	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/sqldb"
+	"github.com/patronage/patronage/internal/testenv"
+	"github.com/patronage/patronage/members"
+)
+
+// flakyMail is a mail server that refuses its first refuse messages, then
+// keeps what it is sent.
+type flakyMail struct {
+	mu      sync.Mutex
+	refuse  int
+	refused int
+	sent    []mail.Message
+}
+
+func (f *flakyMail) Send(_ context.Context, m mail.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refused < f.refuse {
+		f.refused++
+		return errors.New("421 4.3.2 service not available")
+	}
+	f.sent = append(f.sent, m)
+	return nil
+}
+
+func (f *flakyMail) received() (sent []mail.Message, refused int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]mail.Message(nil), f.sent...), f.refused
+}
+
+// The patrons who voted for a covered topic, and the admins told of a
+// disabled endpoint, get their mail even when the mail server refuses it
+// at first, each in their own language; a member gone by then gets none.
+func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		if _, err := jobs.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, _ := url.Parse("https://patrons.test")
+		server := &flakyMail{refuse: 1}
+		s := members.NewService(members.Deps{DB: db, Mailer: server, Templates: templates, BaseURL: base, Logger: testenv.Logger(),
+			Languages: []string{"en", "uk"}})
+
+		olena, err := s.FindOrCreateMember(ctx, "olena@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetLanguage(ctx, olena.ID, "uk"); err != nil {
+			t.Fatal(err)
+		}
+		admin, _, err := s.EnsureStaff(ctx, members.CommandLine, "desk@example.org", "Desk", members.RoleAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Queued by a process that only inserts, as a staff request does.
+		inserter, err := jobs.New(db, nil, testenv.Logger(), jobs.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.AttachQueue(inserter)
+		if err := s.MailTopicCovered(ctx, []string{olena.ID, "mem_gone"}, "Rents in the old town", "https://news.example.org/rents"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MailEndpointDisabled(ctx, []string{admin.ID}, "whe_1", "https://hooks.example.org/in", "every attempt failed for 3 days"); err != nil {
+			t.Fatal(err)
+		}
+		if sent, refused := server.received(); len(sent) != 0 || refused != 0 {
+			t.Fatalf("%d mails were offered before a queue ran, want them queued", len(sent)+refused)
+		}
+
+		workers := river.NewWorkers()
+		s.AddJobs(workers)
+		q, err := jobs.New(db, workers, testenv.Logger(), jobs.Options{PollInterval: 20 * time.Millisecond, Queues: map[string]int{jobs.MailQueue: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, stop := q.Subscribe(river.EventKindJobCompleted)
+		defer stop()
+		if err := q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer q.Stop(ctx)
+		for completed := 0; completed < 3; {
+			select {
+			case <-done:
+				completed++
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%d of 3 mail jobs completed in 30s", completed)
+			}
+		}
+
+		sent, refused := server.received()
+		if refused != 1 {
+			t.Errorf("the mail server refused %d mails, want 1", refused)
+		}
+		subjects := map[string]string{}
+		for _, m := range sent {
+			subjects[m.To] = m.Subject
+		}
+		if len(sent) != 2 || len(subjects) != 2 {
+			t.Fatalf("sent %d mails (%v), want one to the voter and one to the admin", len(sent), subjects)
+		}
+		uk, err := templates.In("uk").TopicCovered(olena.Email, olena.Name, "Rents in the old town", "https://news.example.org/rents")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subjects[olena.Email] != uk.Subject {
+			t.Errorf("the voter's mail is %q, want the Ukrainian %q", subjects[olena.Email], uk.Subject)
+		}
+		en, err := templates.In("en").EndpointDisabled(admin.Email, "whe_1", "https://hooks.example.org/in", "every attempt failed for 3 days")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subjects[admin.Email] != en.Subject {
+			t.Errorf("the admin's mail is %q, want %q", subjects[admin.Email], en.Subject)
+		}
+	})
+}
