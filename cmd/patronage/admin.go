@@ -22,10 +22,13 @@ const adminUsage = `Usage:
       then print a one-time sign-in link and a new API token (shown once).
   patronage admin revoke-token TOKEN_OR_ID
       Revoke an API token, given the token itself or its id (tok_…).
-  patronage admin rotate-status-key
+  patronage admin rotate-status-key [--now]
       Make a new key for readers' status tokens: published at once, signing
       ten minutes later (when every replica and cache has it), the old key
-      published for an hour after that.
+      published for an hour after that. With --now, for a key that leaked:
+      every earlier key is deleted and withdrawn from the key set at once,
+      and the new key signs from now (tokens already given out stop
+      verifying as sites refresh the set).
 `
 
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -42,12 +45,16 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	email := fs.String("email", "", "")
 	role := fs.String("role", "admin", "")
 	name := fs.String("name", "", "")
+	now := fs.Bool("now", false, "")
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, adminUsage)
 			return errHelp
 		}
 		return &usageError{fmt.Sprintf("admin %s: %v", sub, err)}
+	}
+	if *now && sub != "rotate-status-key" {
+		return &usageError{fmt.Sprintf("admin %s: --now belongs to rotate-status-key", sub)}
 	}
 	switch sub {
 	case "create":
@@ -65,14 +72,24 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		return adminRevoke(ctx, getenv, stdout, fs.Arg(0))
 	case "rotate-status-key":
 		if fs.NArg() != 0 {
-			return &usageError{"admin rotate-status-key: takes no arguments"}
+			return &usageError{"admin rotate-status-key: takes no arguments but --now"}
 		}
 		cfg, db, _, err := openAdmin(ctx, getenv)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		id, from, err := statustoken.New(db, cfg.BaseURL.String(), nil).Rotate(ctx)
+		keys := statustoken.New(db, cfg.BaseURL.String(), nil)
+		if *now {
+			id, err := keys.Replace(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Key %s signs status tokens from now on. Every earlier key is deleted and gone from the key set: tokens they signed stop verifying once a site's copy of the set expires (%d minutes at most); other replicas sign with the new key within a minute.\n",
+				id, statustoken.JWKSMaxAge/60)
+			return nil
+		}
+		id, from, err := keys.Rotate(ctx)
 		if err != nil {
 			return err
 		}

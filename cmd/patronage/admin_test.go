@@ -87,6 +87,8 @@ func TestAdminCommandRefusesBadInput(t *testing.T) {
 		{"admin", "revoke-token"},
 		{"admin", "revoke-token", "tok_unknown"},
 		{"admin", "promote"},
+		{"admin", "create", "--email", "a@example.org", "--now"},
+		{"admin", "rotate-status-key", "key_1"},
 	} {
 		if _, stderr, code := runCommand(t, env, args...); code != 2 || stderr == "" {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a reason", args, code, stderr)
@@ -94,6 +96,25 @@ func TestAdminCommandRefusesBadInput(t *testing.T) {
 	}
 	if out, _, code := runCommand(t, env, "admin", "--help"); code != 0 || !strings.Contains(out, "admin create --email") {
 		t.Errorf("admin --help: exit %d\n%s", code, out)
+	}
+}
+
+// A status key that leaked is replaced from the command line: each run
+// names a new key that signs at once.
+func TestAdminReplacesALeakedStatusKeyAtOnce(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir()}
+	keyID := regexp.MustCompile(`Key (key_[a-z0-9]+) signs status tokens from now on`)
+	var ids []string
+	for range 2 {
+		out, stderr, code := runCommand(t, env, "admin", "rotate-status-key", "--now")
+		m := keyID.FindStringSubmatch(out)
+		if code != 0 || m == nil || !strings.Contains(out, "gone from the key set") {
+			t.Fatalf("rotate-status-key --now: exit %d\n%s%s", code, out, stderr)
+		}
+		ids = append(ids, m[1])
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two replacements named the same key %s", ids[0])
 	}
 }
 

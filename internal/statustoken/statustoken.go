@@ -140,6 +140,32 @@ func (k *Keys) Rotate(ctx context.Context) (string, time.Time, error) {
 	return id, from, nil
 }
 
+// Replace is the rotation for a key that leaked: every key there is is
+// deleted, withdrawn from the key set at once, and a new key signs from
+// now. Tokens the old keys signed stop verifying as soon as a site's copy
+// of the set is refreshed (at most jwksMaxAge); other replicas sign with
+// the new key within reload. It returns the new key's id.
+func (k *Keys) Replace(ctx context.Context) (string, error) {
+	var id string
+	now := k.now()
+	err := k.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := k.db.Dialect.LockKeys(ctx, tx, []string{"signing_keys"}); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys`); err != nil {
+			return fmt.Errorf("delete signing keys: %w", err)
+		}
+		var err error
+		id, err = insertKey(ctx, tx, now, now)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("replace signing keys: %w", err)
+	}
+	k.forget()
+	return id, nil
+}
+
 func insertKey(ctx context.Context, tx *sql.Tx, now, activeFrom time.Time) (string, error) {
 	_, private, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -114,3 +114,56 @@ func TestRotationPublishesBeforeItSignsAndKeepsTheOldKeyPublished(t *testing.T) 
 		}
 	}
 }
+
+// A key that leaked is withdrawn at once: the set no longer holds it, so
+// a token it signed (a forged one too) fails, and the new key signs from
+// that moment.
+func TestAReplacedKeyLeavesTheSetAtOnce(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		keys := statustoken.New(db, "https://patrons.test", func() time.Time { return now })
+		ctx := context.Background()
+		if err := keys.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := keys.Rotate(ctx); err != nil { // one signing, one waiting to
+			t.Fatal(err)
+		}
+		leaked, _, err := keys.Issue(ctx, "mem_1", statustoken.Access{Active: true, Tier: "coffee"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := keys.JWKS(ctx)
+		if _, err := statustoken.Verify(leaked, before, "https://patrons.test", now); err != nil {
+			t.Fatalf("before the replacement the token does not verify: %v", err)
+		}
+
+		fresh, err := keys.Replace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, _ := keys.JWKS(ctx)
+		var parsed struct{ Keys []statustoken.JWK }
+		if err := json.Unmarshal(set, &parsed); err != nil {
+			t.Fatal(err)
+		}
+		if len(parsed.Keys) != 1 || parsed.Keys[0].KeyID != fresh {
+			t.Fatalf("after the replacement the set is %s, want only %s", set, fresh)
+		}
+		if _, err := statustoken.Verify(leaked, set, "https://patrons.test", now); err == nil {
+			t.Fatal("a token signed by the replaced key still verifies")
+		}
+		token, _, err := keys.Issue(ctx, "mem_1", statustoken.Access{Active: true, Tier: "coffee"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := statustoken.Verify(token, set, "https://patrons.test", now)
+		if err != nil || c.Tier != "coffee" {
+			t.Fatalf("a token signed right after the replacement: %+v %v", c, err)
+		}
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM signing_keys`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("%d keys stored (%v), want the new one only", n, err)
+		}
+	})
+}
