@@ -181,7 +181,7 @@ func (s *Service) onInvoice(ctx context.Context, ev Event) (effects, error) {
 					return err
 				}
 				if first && inv.Status != "paid" {
-					if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "payment_failed", memberID: memberID, amount: inv.AmountDue, currency: inv.Currency}); err != nil {
+					if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "payment_failed", memberID: memberID, amount: inv.AmountDue, currency: inv.Currency, invoice: inv.ID}); err != nil {
 						return err
 					}
 				}

@@ -38,6 +38,8 @@ type world struct {
 	mail    *recordingMail
 	changes chan billing.AccessChange
 	now     time.Time
+	// jobsDone hears each job the queue completes, once runQueue runs it.
+	jobsDone <-chan *river.Event
 }
 
 // recordingMail is the mail server: it keeps what it is sent, after
@@ -79,6 +81,9 @@ func (w *world) runQueue() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	done, stop := q.Subscribe(river.EventKindJobCompleted)
+	w.t.Cleanup(stop)
+	w.jobsDone = done
 	if err := q.Start(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}

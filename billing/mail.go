@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 // (billing_notifications), and queued in that same transaction as a job:
 // a crash after the commit does not lose it, and a mail server that
 // refuses or is down has it offered again (jobs.MailQueue,
-// jobs.MailAttempts). Without a queue (tests of other parts, the demo) it
+// jobs.MailAttempts). A mail that would be untrue by its turn (a payment
+// since made, a trial over) is dropped. Without a queue (tests of other parts, the demo) it
 // is sent after the commit, at most once.
 
 // MailArgs is one patron mail waiting in the queue. It holds what the
@@ -31,6 +33,7 @@ type MailArgs struct {
 	Amount   int64     `json:"amount,omitempty"`
 	Currency string    `json:"currency,omitempty"`
 	At       time.Time `json:"at,omitzero"`
+	Invoice  string    `json:"invoice,omitempty"` // a failed payment's
 }
 
 // Kind names the job in the queue.
@@ -49,6 +52,7 @@ type pendingMail struct {
 	amount   int64
 	currency string
 	at       time.Time
+	invoice  string
 }
 
 // decideMail queues pm in tx, or, with no queue attached, keeps it in fx
@@ -59,7 +63,7 @@ func (s *Service) decideMail(ctx context.Context, tx *sql.Tx, fx *effects, pm pe
 		fx.mails = append(fx.mails, pm)
 		return nil
 	}
-	args := MailArgs{Mail: pm.kind, MemberID: pm.memberID, Tier: pm.tier, Amount: pm.amount, Currency: pm.currency, At: pm.at}
+	args := MailArgs{Mail: pm.kind, MemberID: pm.memberID, Tier: pm.tier, Amount: pm.amount, Currency: pm.currency, At: pm.at, Invoice: pm.invoice}
 	if _, err := q.InsertTx(ctx, tx, args, &river.InsertOpts{Queue: jobs.MailQueue, MaxAttempts: jobs.MailAttempts}); err != nil {
 		return fmt.Errorf("queue %s mail: %w", pm.kind, err)
 	}
@@ -75,6 +79,9 @@ type mailWorker struct {
 // it to the mail server; an error has River try again later.
 func (w *mailWorker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 	a := job.Args
+	if outdated, err := w.billing.mailOutdated(ctx, a); err != nil || outdated {
+		return err
+	}
 	msg, err := w.billing.renderMail(ctx, pendingMail{kind: a.Mail, memberID: a.MemberID, tier: a.Tier, amount: a.Amount, currency: a.Currency, at: a.At})
 	if errs.Is(err, errs.NotFound) {
 		// Erased since: there is no one to write to.
@@ -83,12 +90,31 @@ func (w *mailWorker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 	if err != nil || msg == nil {
 		return err
 	}
-	if err := w.billing.members.Deliver(ctx, *msg); err != nil {
-		w.billing.logger.WarnContext(ctx, "patron mail not sent; it is tried again", "mail", a.Mail, "member_id", a.MemberID,
-			"attempt", job.Attempt, "of", job.MaxAttempts, "err", err)
-		return err
+	return w.billing.members.DeliverQueued(ctx, *msg, a.Mail, a.MemberID, job.Attempt, job.MaxAttempts)
+}
+
+// mailOutdated reports whether a mail that waited (a mail server down for
+// hours) would now tell its reader something untrue: a failed payment
+// since paid or voided, a trial that has already ended.
+func (s *Service) mailOutdated(ctx context.Context, a MailArgs) (bool, error) {
+	switch a.Mail {
+	case "payment_failed":
+		if a.Invoice == "" {
+			return false, nil
+		}
+		var status string
+		err := s.db.QueryRowContext(ctx, `SELECT status FROM invoices WHERE id = $1`, a.Invoice).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read invoice: %w", err)
+		}
+		return status == "paid" || status == "void", nil
+	case "trial_ending":
+		return !a.At.IsZero() && !s.now().Before(a.At), nil
 	}
-	return nil
+	return false, nil
 }
 
 // sendMail sends pm off the caller's path (the path with no queue).

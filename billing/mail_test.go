@@ -1,7 +1,9 @@
 package billing_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/patronage/patronage/billing"
 	"github.com/patronage/patronage/internal/sqldb"
@@ -60,5 +62,47 @@ func TestPatronMailDecidedBeforeACrashIsSentByTheNextProcess(t *testing.T) {
 
 		w.runQueue()
 		w.wantMail("Welcome")
+	})
+}
+
+// A mail that waited in the queue (a mail server down for hours) is not
+// sent once it would be untrue: a failed payment paid since is not
+// announced as failed.
+func TestAPaymentFailedMailIsDroppedOnceTheInvoiceIsPaid(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorldWithoutQueue(t, db, billing.ModeFetch)
+		m, subID := w.subscribe("pilar@example.org", "coffee", "month")
+		w.deliver(w.stripe.TakeEvents()...)
+		failed, err := w.stripe.RenewSubscription(subID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.syncClock(w.stripeNow())
+		w.deliver(w.stripe.TakeEvents()...)
+		if n := w.billingMailJobs("available"); n != 2 {
+			t.Fatalf("%d patron mails wait, want the welcome and the failed payment", n)
+		}
+		w.step(24 * time.Hour)
+		if err := w.stripe.PayInvoice(failed); err != nil {
+			t.Fatal(err)
+		}
+		w.deliver(w.stripe.TakeEvents()...)
+		w.wantAccess(m.ID, true, "coffee")
+
+		w.runQueue()
+		for done := 0; done < 2; done++ {
+			select {
+			case <-w.jobsDone:
+			case <-time.After(mailWait):
+				t.Fatalf("%d of 2 mail jobs done in %s", done, mailWait)
+			}
+		}
+		var subjects []string
+		for len(w.mail.sent) > 0 {
+			subjects = append(subjects, (<-w.mail.sent).Subject)
+		}
+		if len(subjects) != 1 || !strings.Contains(subjects[0], "Welcome") {
+			t.Errorf("sent %q, want the welcome alone", subjects)
+		}
 	})
 }

@@ -109,12 +109,25 @@ func (w *mailWorker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 	if err != nil || msg == nil {
 		return err
 	}
-	if err := w.members.Deliver(ctx, *msg); err != nil {
-		w.members.logger.WarnContext(ctx, "mail not sent; it is tried again", "mail", job.Args.Mail, "member_id", job.Args.MemberID,
-			"attempt", job.Attempt, "of", job.MaxAttempts, "err", err)
-		return err
+	return w.members.DeliverQueued(ctx, *msg, job.Args.Mail, job.Args.MemberID, job.Attempt, job.MaxAttempts)
+}
+
+// DeliverQueued hands a queued mail to the mail server and waits for its
+// answer, for a job of the queue (attempt of max). Its error is for the
+// queue to keep, so it leaves out the address that servers' replies name;
+// a refusal for good (5xx) stops the job rather than trying again.
+func (s *Service) DeliverQueued(ctx context.Context, msg mail.Message, kind, memberID string, attempt, max int) error {
+	err := s.mailer.Send(ctx, msg)
+	if err == nil {
+		return nil
 	}
-	return nil
+	kept := mail.WithoutAddress(err, msg.To)
+	if mail.RefusedForGood(err) {
+		s.logger.ErrorContext(ctx, "mail refused for good; not tried again", "mail", kind, "member_id", memberID, "err", kept)
+		return river.JobCancel(kept)
+	}
+	s.logger.WarnContext(ctx, "mail not sent; it is tried again", "mail", kind, "member_id", memberID, "attempt", attempt, "of", max, "err", kept)
+	return kept
 }
 
 // renderMail is a as a message to its member; nil without templates.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/patronage/patronage/internal/i18n/i18ntest"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/mail/mailtest"
 	"github.com/patronage/patronage/internal/sqldb"
 	"github.com/patronage/patronage/internal/testenv"
 	"github.com/patronage/patronage/members"
@@ -44,23 +46,53 @@ func (f *flakyMail) received() (sent []mail.Message, refused int) {
 	return append([]mail.Message(nil), f.sent...), f.refused
 }
 
+// newMailingService is a members service on db (its job queue's tables
+// made) that mails through sender, in English and Ukrainian.
+func newMailingService(t *testing.T, db *sqldb.DB, sender mail.Sender) (*members.Service, *mail.Templates) {
+	t.Helper()
+	if _, err := jobs.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("https://patrons.test")
+	return members.NewService(members.Deps{DB: db, Mailer: sender, Templates: templates, BaseURL: base, Logger: testenv.Logger(),
+		Languages: []string{"en", "uk"}}), templates
+}
+
+// runMailQueue runs a queue working s's mail until the test ends; the
+// channel hears each job that ends as kind says.
+func runMailQueue(t *testing.T, db *sqldb.DB, s *members.Service, kind river.EventKind) (*jobs.Client, <-chan *river.Event) {
+	t.Helper()
+	workers := river.NewWorkers()
+	s.AddJobs(workers)
+	q, err := jobs.New(db, workers, testenv.Logger(), jobs.Options{PollInterval: 20 * time.Millisecond, Queues: map[string]int{jobs.MailQueue: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := q.Subscribe(kind)
+	t.Cleanup(stop)
+	if err := q.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := q.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return q, events
+}
+
 // The patrons who voted for a covered topic, and the admins told of a
 // disabled endpoint, get their mail even when the mail server refuses it
 // at first, each in their own language; a member gone by then gets none.
 func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
 	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		if _, err := jobs.Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		templates, err := mail.NewTemplates("The Test Times", i18ntest.Catalog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		base, _ := url.Parse("https://patrons.test")
 		server := &flakyMail{refuse: 1}
-		s := members.NewService(members.Deps{DB: db, Mailer: server, Templates: templates, BaseURL: base, Logger: testenv.Logger(),
-			Languages: []string{"en", "uk"}})
+		s, templates := newMailingService(t, db, server)
 
 		olena, err := s.FindOrCreateMember(ctx, "olena@example.org")
 		if err != nil {
@@ -90,18 +122,7 @@ func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
 			t.Fatalf("%d mails were offered before a queue ran, want them queued", len(sent)+refused)
 		}
 
-		workers := river.NewWorkers()
-		s.AddJobs(workers)
-		q, err := jobs.New(db, workers, testenv.Logger(), jobs.Options{PollInterval: 20 * time.Millisecond, Queues: map[string]int{jobs.MailQueue: 2}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done, stop := q.Subscribe(river.EventKindJobCompleted)
-		defer stop()
-		if err := q.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer q.Stop(ctx)
+		_, done := runMailQueue(t, db, s, river.EventKindJobCompleted)
 		for completed := 0; completed < 3; {
 			select {
 			case <-done:
@@ -135,6 +156,44 @@ func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
 		}
 		if subjects[admin.Email] != en.Subject {
 			t.Errorf("the admin's mail is %q, want %q", subjects[admin.Email], en.Subject)
+		}
+	})
+}
+
+// A mail server that refuses an address for good (550) is not asked again
+// for eleven hours, and the job keeps its error without the address.
+func TestAMailRefusedForGoodIsNotTriedAgainAndKeepsNoAddress(t *testing.T) {
+	testenv.EachMigratedDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		smtp := mailtest.Start(t, mailtest.PlainOnly)
+		sender, err := mail.New("smtp://127.0.0.1:"+smtp.Port(), "Patrons <patrons@example.org>", testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := newMailingService(t, db, sender)
+		gone, err := s.FindOrCreateMember(ctx, mailtest.RefusedForGood)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, cancelled := runMailQueue(t, db, s, river.EventKindJobCancelled)
+		s.AttachQueue(q)
+		if err := s.MailTopicCovered(ctx, []string{gone.ID}, "Rents in the old town", "https://news.example.org/rents"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-cancelled:
+			if ev.Job.Attempt != 1 {
+				t.Errorf("cancelled at attempt %d, want the first", ev.Job.Attempt)
+			}
+			if len(ev.Job.Errors) != 1 {
+				t.Fatalf("the job kept %d errors, want the refusal", len(ev.Job.Errors))
+			}
+			kept := ev.Job.Errors[0].Error
+			if strings.Contains(kept, mailtest.RefusedForGood) || !strings.Contains(kept, "550") {
+				t.Errorf("the job keeps %q: want the 550 without the address", kept)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the refused mail's job was not cancelled in 30s")
 		}
 	})
 }

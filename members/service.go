@@ -192,12 +192,6 @@ func (s *Service) sendInBackground(msg mail.Message) {
 // Close waits for it. A failure is logged, and the message is lost.
 func (s *Service) SendMail(msg mail.Message) { s.sendInBackground(msg) }
 
-// Deliver hands a message to the mail server and waits for its answer, for
-// a caller that tries again on an error (a job in the queue).
-func (s *Service) Deliver(ctx context.Context, msg mail.Message) error {
-	return s.mailer.Send(ctx, msg)
-}
-
 // SignInLink issues a single-use sign-in link for a member.
 func (s *Service) SignInLink(ctx context.Context, memberID, next string) (string, error) {
 	token, err := s.issueSignInToken(ctx, memberID)

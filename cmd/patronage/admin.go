@@ -85,7 +85,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "Key %s signs status tokens from now on. Every earlier key is deleted and gone from the key set: tokens they signed stop verifying once a site's copy of the set expires (%d minutes at most); other replicas sign with the new key within a minute.\n",
+			fmt.Fprintf(stdout, "Key %s signs status tokens from now on. Every earlier key is deleted and gone from the key set: every replica rereads its keys within a minute, and tokens the old keys signed stop verifying once sites' copies of the set expire, %d minutes after that at most.\n",
 				id, statustoken.JWKSMaxAge/60)
 			return nil
 		}

@@ -57,7 +57,9 @@ func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Lo
 // covered, with the article's link, each in their own language.
 func mailCoveredTopic(m *members.Service, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
 	return func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
-		if err := m.MailTopicCovered(ctx, voterIDs, t.Title, articleURL); err != nil {
+		// The topic is marked covered already: a request given up on
+		// by its client still queues the mail.
+		if err := m.MailTopicCovered(context.WithoutCancel(ctx), voterIDs, t.Title, articleURL); err != nil {
 			logger.ErrorContext(ctx, "covered topic mail", "topic_id", t.ID, "voters", len(voterIDs), "err", err)
 		}
 	}

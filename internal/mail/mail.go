@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	netmail "net/mail"
+	"regexp"
 	"strings"
 	"time"
 
@@ -29,6 +30,29 @@ type Message struct {
 // Sender delivers messages.
 type Sender interface {
 	Send(ctx context.Context, m Message) error
+}
+
+// RefusedForGood reports whether err is the mail server refusing a
+// message with a permanent reply (5xx): sending it again would be refused
+// again. A server that cannot be reached, or answers 4xx, may take it
+// later.
+func RefusedForGood(err error) bool {
+	var se *gomail.SendError
+	return errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600
+}
+
+// WithoutAddress is err's text with the address to taken out, for an
+// error kept where addresses must not stay (a job's error history, which
+// an erasure does not reach): servers' replies name the recipient.
+func WithoutAddress(err error, to string) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	if to != "" {
+		text = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(to)).ReplaceAllString(text, "<recipient>")
+	}
+	return errors.New(text)
 }
 
 // sendTimeout bounds one delivery (connect, TLS, auth, data), so a stuck

@@ -205,3 +205,38 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		})
 	}
 }
+
+// A mail server's refusal is told apart: for good (the address does not
+// exist) or for now. Either way the error can be kept without the address
+// the server's reply names.
+func TestARefusalIsToldApartAndCanBeKeptWithoutTheAddress(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.PlainOnly)
+	sender, err := mail.New("smtp://127.0.0.1:"+srv.Port(), from, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := mail.Message{Subject: "Hello", Text: "Hello."}
+	for _, tt := range []struct {
+		to      string
+		forGood bool
+	}{{mailtest.RefusedForGood, true}, {mailtest.RefusedForNow, false}} {
+		msg.To = tt.to
+		err := sender.Send(context.Background(), msg)
+		if err == nil {
+			t.Fatalf("%s: the server's refusal was not reported", tt.to)
+		}
+		if got := mail.RefusedForGood(err); got != tt.forGood {
+			t.Errorf("%s: RefusedForGood = %v, want %v (%v)", tt.to, got, tt.forGood, err)
+		}
+		if !strings.Contains(strings.ToLower(err.Error()), tt.to) {
+			t.Fatalf("%s: the reply does not name the address, so nothing here is tested: %v", tt.to, err)
+		}
+		kept := mail.WithoutAddress(err, strings.ToUpper(tt.to))
+		if strings.Contains(strings.ToLower(kept.Error()), tt.to) || !strings.Contains(kept.Error(), "<recipient>") {
+			t.Errorf("%s: the error kept is %q", tt.to, kept)
+		}
+	}
+	if mail.RefusedForGood(context.DeadlineExceeded) {
+		t.Error("a timeout counts as a refusal for good")
+	}
+}

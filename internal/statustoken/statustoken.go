@@ -142,9 +142,10 @@ func (k *Keys) Rotate(ctx context.Context) (string, time.Time, error) {
 
 // Replace is the rotation for a key that leaked: every key there is is
 // deleted, withdrawn from the key set at once, and a new key signs from
-// now. Tokens the old keys signed stop verifying as soon as a site's copy
-// of the set is refreshed (at most jwksMaxAge); other replicas sign with
-// the new key within reload. It returns the new key's id.
+// now. Other replicas reread their keys within reload; tokens the old
+// keys signed stop verifying once a site's copy of the set is refreshed
+// (jwksMaxAge after the replica it came from had reread): within
+// reload+jwksMaxAge in all. It returns the new key's id.
 func (k *Keys) Replace(ctx context.Context) (string, error) {
 	var id string
 	now := k.now()
@@ -155,8 +156,11 @@ func (k *Keys) Replace(ctx context.Context) (string, error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys`); err != nil {
 			return fmt.Errorf("delete signing keys: %w", err)
 		}
+		// Signing from a minute back: a replica whose clock is behind
+		// this one's still finds a key that signs (there is no older one
+		// left to fall back on).
 		var err error
-		id, err = insertKey(ctx, tx, now, now)
+		id, err = insertKey(ctx, tx, now, now.Add(-time.Minute))
 		return err
 	})
 	if err != nil {

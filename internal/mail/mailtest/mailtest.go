@@ -168,7 +168,21 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
+// Recipients the server refuses: for good (550, "no such user") and for
+// now (451, "try again later"), each reply naming the address, as real
+// servers' replies do.
+const (
+	RefusedForGood = "nobody@example.org"
+	RefusedForNow  = "busy@example.org"
+)
+
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	switch to {
+	case RefusedForGood:
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user"}
+	case RefusedForNow:
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "<" + to + ">: try again later"}
+	}
 	s.msg.To = append(s.msg.To, to)
 	return nil
 }
