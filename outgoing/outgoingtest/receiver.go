@@ -1,7 +1,7 @@
 // Package outgoingtest is a newsroom's webhook endpoint for tests: it
 // records every delivery, answers what the test says, and can be stopped
-// and started again on the same address, as a receiver that goes down for
-// a while.
+// and started again on the same address, or made to drop every request
+// unanswered, as a receiver that goes down for a while.
 package outgoingtest
 
 import (
@@ -27,13 +27,16 @@ type Receiver struct {
 	mu     sync.Mutex
 	srv    *http.Server
 	answer func(r *http.Request, body []byte) int
+	drop   bool
 	// Got receives every delivery, in arrival order.
 	Got chan Delivery
+	// Dropped receives the body of every request dropped while Drop is on.
+	Dropped chan []byte
 }
 
 // New starts a receiver, stopped at the test's end.
 func New(t testing.TB) *Receiver {
-	r := &Receiver{t: t, addr: "127.0.0.1:0", Got: make(chan Delivery, 1000)}
+	r := &Receiver{t: t, addr: "127.0.0.1:0", Got: make(chan Delivery, 1000), Dropped: make(chan []byte, 1000)}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -61,8 +64,15 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	status := http.StatusOK
 	r.mu.Lock()
-	answer := r.answer
+	answer, drop := r.answer, r.drop
 	r.mu.Unlock()
+	if drop {
+		r.Dropped <- body
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if answer != nil {
 		status = answer(req, body)
 	}
@@ -80,6 +90,22 @@ func (r *Receiver) Stop() {
 	if srv != nil {
 		_ = srv.Close()
 	}
+}
+
+// Drop takes the endpoint down while its port stays open: each request is
+// read, then its connection is cut with no answer, as a receiver that
+// dies under it; Dropped hears what was tried. Unlike Stop, a test can
+// tell which deliveries were tried while it was down. Answer again with
+// Undrop.
+func (r *Receiver) Drop() { r.setDrop(true) }
+
+// Undrop ends Drop.
+func (r *Receiver) Undrop() { r.setDrop(false) }
+
+func (r *Receiver) setDrop(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drop = on
 }
 
 // Answer sets the status each request gets (default 200).
