@@ -20,8 +20,8 @@ import (
 // a crash after the commit does not lose it, and a mail server that
 // refuses or is down has it offered again (jobs.MailQueue,
 // jobs.MailAttempts). A mail that would be untrue by its turn (a payment
-// since made, a trial over) is dropped. Without a queue (tests of other parts, the demo) it
-// is sent after the commit, at most once.
+// since made, a trial over) is dropped. Without a queue (tests of other
+// parts, the demo) it is sent after the commit, at most once.
 
 // MailArgs is one patron mail waiting in the queue. It holds what the
 // mail says, not the mail: the member's address and language are read
