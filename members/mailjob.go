@@ -2,6 +2,8 @@ package members
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -13,7 +15,9 @@ import (
 
 // Mail that must not be lost to a mail server's bad minute (a covered
 // topic, an admin's notice) waits in the job queue (jobs.MailQueue) and is
-// offered again while the server refuses it (jobs.MailAttempts). A job
+// offered again while the server refuses it (jobs.MailAttempts). A
+// covered topic's mail is queued in the transaction that marks it
+// covered. A job
 // holds what the mail says, not the mail: the address and the language
 // are read when it is sent, so an erasure in between leaves nothing to
 // send, and the queue keeps no address. Sign-in links are not queued: they
@@ -42,14 +46,20 @@ func (s *Service) AddJobs(workers *river.Workers) {
 	river.AddWorker(workers, &mailWorker{members: s})
 }
 
-// MailTopicCovered tells each patron who voted for a topic that it was
-// covered, with the article's link, each in their own language.
-func (s *Service) MailTopicCovered(ctx context.Context, voterIDs []string, topic, articleURL string) error {
+// MailTopicCovered queues, in tx (nil: on its own), a mail to each patron
+// who voted for a topic telling them it was covered, with the article's
+// link, each in their own language when it is sent. It needs the queue
+// (AttachQueue): mail sent from inside a transaction could tell of a
+// change then undone.
+func (s *Service) MailTopicCovered(ctx context.Context, tx *sql.Tx, voterIDs []string, topic, articleURL string) error {
+	if s.queue.Load() == nil {
+		return errors.New("mail a covered topic: no job queue attached")
+	}
 	mails := make([]MailArgs, 0, len(voterIDs))
 	for _, id := range voterIDs {
 		mails = append(mails, MailArgs{Mail: "topic_covered", MemberID: id, Topic: topic, URL: articleURL})
 	}
-	return s.queueMail(ctx, mails)
+	return s.queueMail(ctx, tx, mails)
 }
 
 // MailEndpointDisabled tells each admin that one of the newsroom's webhook
@@ -59,12 +69,12 @@ func (s *Service) MailEndpointDisabled(ctx context.Context, adminIDs []string, e
 	for _, id := range adminIDs {
 		mails = append(mails, MailArgs{Mail: "endpoint_disabled", MemberID: id, EndpointID: endpointID, URL: endpointURL, Reason: reason})
 	}
-	return s.queueMail(ctx, mails)
+	return s.queueMail(ctx, nil, mails)
 }
 
-// queueMail queues mails in one insert, or, with no queue, sends each in
-// the background. A member not found is skipped.
-func (s *Service) queueMail(ctx context.Context, mails []MailArgs) error {
+// queueMail queues mails in one insert, in tx when it is not nil, or, with
+// no queue, sends each in the background. A member not found is skipped.
+func (s *Service) queueMail(ctx context.Context, tx *sql.Tx, mails []MailArgs) error {
 	if len(mails) == 0 {
 		return nil
 	}
@@ -88,7 +98,13 @@ func (s *Service) queueMail(ctx context.Context, mails []MailArgs) error {
 	for _, a := range mails {
 		params = append(params, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{Queue: jobs.MailQueue, MaxAttempts: jobs.MailAttempts}})
 	}
-	if _, err := q.InsertMany(ctx, params); err != nil {
+	var err error
+	if tx != nil {
+		_, err = q.InsertManyTx(ctx, tx, params)
+	} else {
+		_, err = q.InsertMany(ctx, params)
+	}
+	if err != nil {
 		return fmt.Errorf("queue %s mail: %w", mails[0].Mail, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package members_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/url"
 	"strings"
@@ -112,7 +113,21 @@ func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.AttachQueue(inserter)
-		if err := s.MailTopicCovered(ctx, []string{olena.ID, "mem_gone"}, "Rents in the old town", "https://news.example.org/rents"); err != nil {
+		// Queued with the change that marks the topic covered: a change
+		// undone queues nothing.
+		undone := db.InTx(ctx, func(tx *sql.Tx) error {
+			if err := s.MailTopicCovered(ctx, tx, []string{olena.ID}, "Undone", "https://news.example.org/undone"); err != nil {
+				return err
+			}
+			return errors.New("the cover failed")
+		})
+		var queued int
+		if err := db.QueryRow(`SELECT count(*) FROM river_job WHERE kind = $1`, members.MailArgs{}.Kind()).Scan(&queued); err != nil || undone == nil || queued != 0 {
+			t.Fatalf("after an undone cover %d mails are queued (%v, %v), want none", queued, undone, err)
+		}
+		if err := db.InTx(ctx, func(tx *sql.Tx) error {
+			return s.MailTopicCovered(ctx, tx, []string{olena.ID, "mem_gone"}, "Rents in the old town", "https://news.example.org/rents")
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MailEndpointDisabled(ctx, []string{admin.ID}, "whe_1", "https://hooks.example.org/in", "every attempt failed for 3 days"); err != nil {
@@ -177,7 +192,7 @@ func TestAMailRefusedForGoodIsNotTriedAgainAndKeepsNoAddress(t *testing.T) {
 		}
 		q, cancelled := runMailQueue(t, db, s, river.EventKindJobCancelled)
 		s.AttachQueue(q)
-		if err := s.MailTopicCovered(ctx, []string{gone.ID}, "Rents in the old town", "https://news.example.org/rents"); err != nil {
+		if err := s.MailTopicCovered(ctx, nil, []string{gone.ID}, "Rents in the old town", "https://news.example.org/rents"); err != nil {
 			t.Fatal(err)
 		}
 		select {

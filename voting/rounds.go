@@ -424,7 +424,8 @@ type TopicPatch struct {
 }
 
 // UpdateTopic edits a topic. Marking a won topic covered records its
-// article and, the first time, tells OnCovered who voted for it.
+// article and, the first time, tells OnCovered who voted for it, in the
+// same transaction.
 func (s *Service) UpdateTopic(ctx context.Context, actor members.Actor, id string, p TopicPatch) (Topic, error) {
 	fields := map[string]string{}
 	if p.Title != nil && (strings.TrimSpace(*p.Title) == "" || utf8.RuneCountInString(*p.Title) > 200) {
@@ -511,6 +512,11 @@ func (s *Service) UpdateTopic(ctx context.Context, actor members.Actor, id strin
 		if err != nil {
 			return fmt.Errorf("find topic's rounds: %w", err)
 		}
+		if s.onCovered != nil {
+			if err := s.onCovered(ctx, tx, t, article.String, voters); err != nil {
+				return err
+			}
+		}
 		return s.emit(ctx, tx, "topic.covered", map[string]any{"topic": map[string]any{"id": t.ID, "title": t.Title, "summary": t.Summary,
 			"article_url": article.String, "covered_at": now.Format(time.RFC3339), "round_ids": rounds, "voters": len(voters)}})
 	})
@@ -518,9 +524,6 @@ func (s *Service) UpdateTopic(ctx context.Context, actor members.Actor, id strin
 		return Topic{}, err
 	}
 	s.rounds.Clear() // a round shows its topics' titles and states
-	if covered && s.onCovered != nil {
-		s.onCovered(ctx, t, strings.TrimSpace(*p.ArticleURL), voters)
-	}
 	return t, nil
 }
 

@@ -45,7 +45,7 @@ type Service struct {
 	now      func() time.Time
 	events   members.EventSink
 
-	onCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
+	onCovered func(ctx context.Context, tx *sql.Tx, t Topic, articleURL string, voterIDs []string) error
 
 	// A rebuild of a round's tally must not interleave with casts in that
 	// round on this replica: casts hold the read side, a rebuild the write.
@@ -73,8 +73,10 @@ type Deps struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
 	// OnCovered hears, once per topic, that a won topic was covered, with
-	// who voted for it (to mail them the article). It runs after commit.
-	OnCovered func(ctx context.Context, t Topic, articleURL string, voterIDs []string)
+	// who voted for it (to mail them the article). It runs inside the
+	// transaction that marks the topic covered: what it writes there (the
+	// mail it queues) commits with the change, and its error undoes it.
+	OnCovered func(ctx context.Context, tx *sql.Tx, t Topic, articleURL string, voterIDs []string) error
 	// Events hears round.opened, round.closed and topic.covered inside the
 	// transactions that make them; nil hears nothing.
 	Events members.EventSink

@@ -3,6 +3,7 @@ package voting_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -393,9 +394,15 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 			voters     []string
 		}
 		var calls []call
+		failing := true // the first time, as a queue that cannot take the mail
 		v := voting.NewService(voting.Deps{DB: db, Redis: testenv.EmbeddedRedis(t), Eligibility: newVoters(map[string]voting.Voter{"mem_a": {Active: true, Weight: 1}, "mem_b": {Active: true, Weight: 1}}),
-			OnCovered: func(_ context.Context, tp voting.Topic, url string, ids []string) {
+			OnCovered: func(_ context.Context, _ *sql.Tx, tp voting.Topic, url string, ids []string) error {
+				if failing {
+					failing = false
+					return errors.New("queue unavailable")
+				}
 				calls = append(calls, call{tp.ID, url, ids})
+				return nil
 			}})
 		a, _ := v.CreateTopic(ctx, members.CommandLine, "Rivers", "")
 		b, _ := v.CreateTopic(ctx, members.CommandLine, "Rents", "")
@@ -418,6 +425,14 @@ func TestCoveringAWonTopicReachesItsVoters(t *testing.T) {
 		bad := "javascript:alert(1)"
 		if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &bad}); !errs.Is(err, errs.Invalid) {
 			t.Errorf("covering with a bad URL = %v, want 422", err)
+		}
+		// The voters' mail cannot be queued: the topic is not covered either.
+		if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); err == nil {
+			t.Fatal("covering a topic whose voters' mail could not be queued succeeded")
+		}
+		var status string
+		if err := db.QueryRow(`SELECT status FROM topics WHERE id = $1`, a.ID).Scan(&status); err != nil || status != "won" {
+			t.Fatalf("after the failed cover the topic is %q (%v), want still won", status, err)
 		}
 		for range 2 {
 			if _, err := v.UpdateTopic(ctx, members.CommandLine, a.ID, voting.TopicPatch{Status: &covered, ArticleURL: &url}); err != nil {

@@ -109,7 +109,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	votingService := voting.NewService(voting.Deps{DB: db, Redis: rdb, Eligibility: voters{billing: billingService}, Logger: logger,
-		OnCovered: mailCoveredTopic(memberService, logger), Events: hooks})
+		OnCovered: mailCoveredTopic(memberService), Events: hooks})
 	withdrawOnLostAccess(billingService, votingService, logger)
 	// Redis may have lost tallies while no server ran (a restart of the
 	// embedded one always does): rebuild open rounds' from the ballots.

@@ -53,14 +53,10 @@ func withdrawOnLostAccess(b *billing.Service, v *voting.Service, logger *slog.Lo
 	})
 }
 
-// mailCoveredTopic tells every patron who voted for a topic that it was
-// covered, with the article's link, each in their own language.
-func mailCoveredTopic(m *members.Service, logger *slog.Logger) func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
-	return func(ctx context.Context, t voting.Topic, articleURL string, voterIDs []string) {
-		// The topic is marked covered already: a request given up on
-		// by its client still queues the mail.
-		if err := m.MailTopicCovered(context.WithoutCancel(ctx), voterIDs, t.Title, articleURL); err != nil {
-			logger.ErrorContext(ctx, "covered topic mail", "topic_id", t.ID, "voters", len(voterIDs), "err", err)
-		}
+// mailCoveredTopic queues, in the transaction that marks a topic covered,
+// a mail with the article's link to every patron who voted for it.
+func mailCoveredTopic(m *members.Service) func(ctx context.Context, tx *sql.Tx, t voting.Topic, articleURL string, voterIDs []string) error {
+	return func(ctx context.Context, tx *sql.Tx, t voting.Topic, articleURL string, voterIDs []string) error {
+		return m.MailTopicCovered(ctx, tx, voterIDs, t.Title, articleURL)
 	}
 }
