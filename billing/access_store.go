@@ -190,7 +190,7 @@ func (s *Service) recomputeAccess(ctx context.Context, tx *sql.Tx, memberID stri
 		if err == nil {
 			welcomed, welcomedNow = sql.NullTime{Time: now, Valid: true}, true
 			if now.Sub(first) <= welcomeWindow {
-				if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "welcome", memberID: memberID, tier: tier.String}); err != nil {
+				if err := s.decideMail(ctx, tx, MailArgs{Mail: "welcome", MemberID: memberID, Tier: tier.String}); err != nil {
 					return effects{}, err
 				}
 			}
@@ -348,16 +348,10 @@ func (s *Service) claimNotification(ctx context.Context, tx *sql.Tx, key, kind, 
 	return n == 1, err
 }
 
-// afterCommit publishes access changes and sends the mail that was not
-// queued (see decideMail).
+// afterCommit publishes access changes.
 func (s *Service) afterCommit(ctx context.Context, fx effects) {
 	for _, c := range fx.changes {
 		s.logger.InfoContext(ctx, "access changed", "member_id", c.MemberID, "active", c.After.Active, "source", c.After.Source, "tier", c.After.Tier)
 		s.publish(c)
-	}
-	for _, m := range fx.mails {
-		if err := s.sendMail(ctx, m); err != nil {
-			s.logger.ErrorContext(ctx, "billing mail", "kind", m.kind, "member_id", m.memberID, "err", err)
-		}
 	}
 }

@@ -83,15 +83,14 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 }
 
 // effects are what a handler's transaction decided should happen once it
-// has committed: access changes to publish and mail to send.
+// has committed: access changes to publish. (Mail is queued in the
+// transaction itself: decideMail.)
 type effects struct {
 	changes []AccessChange
-	mails   []pendingMail
 }
 
 func (fx *effects) add(o effects) {
 	fx.changes = append(fx.changes, o.changes...)
-	fx.mails = append(fx.mails, o.mails...)
 }
 
 // rawObject keeps a fetched object's JSON as Stripe sent it (in its

@@ -181,7 +181,7 @@ func (s *Service) onInvoice(ctx context.Context, ev Event) (effects, error) {
 					return err
 				}
 				if first && inv.Status != "paid" {
-					if err := s.decideMail(ctx, tx, &fx, pendingMail{kind: "payment_failed", memberID: memberID, amount: inv.AmountDue, currency: inv.Currency, invoice: inv.ID}); err != nil {
+					if err := s.decideMail(ctx, tx, MailArgs{Mail: "payment_failed", MemberID: memberID, Amount: inv.AmountDue, Currency: inv.Currency, Invoice: inv.ID}); err != nil {
 						return err
 					}
 				}
@@ -536,7 +536,7 @@ func (s *Service) trialWillEnd(ctx context.Context, ev Event, snap subscriptionS
 		if err != nil {
 			return err
 		}
-		return s.decideMail(ctx, tx, &fx, pendingMail{kind: "trial_ending", memberID: memberID, tier: tier, at: *snap.TrialEnd})
+		return s.decideMail(ctx, tx, MailArgs{Mail: "trial_ending", MemberID: memberID, Tier: tier, At: *snap.TrialEnd})
 	})
 	return fx, err
 }

@@ -20,8 +20,7 @@ import (
 // a crash after the commit does not lose it, and a mail server that
 // refuses or is down has it offered again (jobs.MailQueue,
 // jobs.MailAttempts). A mail that would be untrue by its turn (a payment
-// since made, a trial over) is dropped. Without a queue (tests of other
-// parts, the demo) it is sent after the commit, at most once.
+// since made, a trial over) is dropped.
 
 // MailArgs is one patron mail waiting in the queue. It holds what the
 // mail says, not the mail: the member's address and language are read
@@ -44,28 +43,15 @@ func (MailArgs) Kind() string { return "billing_mail" }
 // command's), for a running server's queue to send.
 func (s *Service) AttachQueue(q *jobs.Client) { s.queue.Store(q) }
 
-// pendingMail is a patron mail decided in a transaction.
-type pendingMail struct {
-	kind     string // welcome, payment_failed, trial_ending
-	memberID string
-	tier     string
-	amount   int64
-	currency string
-	at       time.Time
-	invoice  string
-}
-
-// decideMail queues pm in tx, or, with no queue attached, keeps it in fx
-// to send after the commit.
-func (s *Service) decideMail(ctx context.Context, tx *sql.Tx, fx *effects, pm pendingMail) error {
+// decideMail queues a in tx. A service with no queue (tests of other
+// parts, the demo) sends no patron mail.
+func (s *Service) decideMail(ctx context.Context, tx *sql.Tx, a MailArgs) error {
 	q := s.queue.Load()
 	if q == nil {
-		fx.mails = append(fx.mails, pm)
 		return nil
 	}
-	args := MailArgs{Mail: pm.kind, MemberID: pm.memberID, Tier: pm.tier, Amount: pm.amount, Currency: pm.currency, At: pm.at, Invoice: pm.invoice}
-	if _, err := q.InsertTx(ctx, tx, args, &river.InsertOpts{Queue: jobs.MailQueue, MaxAttempts: jobs.MailAttempts}); err != nil {
-		return fmt.Errorf("queue %s mail: %w", pm.kind, err)
+	if _, err := q.InsertTx(ctx, tx, a, &river.InsertOpts{Queue: jobs.MailQueue, MaxAttempts: jobs.MailAttempts}); err != nil {
+		return fmt.Errorf("queue %s mail: %w", a.Mail, err)
 	}
 	return nil
 }
@@ -82,7 +68,7 @@ func (w *mailWorker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 	if outdated, err := w.billing.mailOutdated(ctx, a); err != nil || outdated {
 		return err
 	}
-	msg, err := w.billing.renderMail(ctx, pendingMail{kind: a.Mail, memberID: a.MemberID, tier: a.Tier, amount: a.Amount, currency: a.Currency, at: a.At})
+	msg, err := w.billing.renderMail(ctx, a)
 	if errs.Is(err, errs.NotFound) {
 		// Erased since: there is no one to write to.
 		return nil
@@ -117,42 +103,32 @@ func (s *Service) mailOutdated(ctx context.Context, a MailArgs) (bool, error) {
 	return false, nil
 }
 
-// sendMail sends pm off the caller's path (the path with no queue).
-func (s *Service) sendMail(ctx context.Context, pm pendingMail) error {
-	msg, err := s.renderMail(ctx, pm)
-	if err != nil || msg == nil {
-		return err
-	}
-	s.members.SendMail(*msg)
-	return nil
-}
-
-// renderMail is pm as a message to its member, in their language; nil
+// renderMail is a as a message to its member, in their language; nil
 // when the service has no templates or members to mail with.
-func (s *Service) renderMail(ctx context.Context, pm pendingMail) (*mail.Message, error) {
+func (s *Service) renderMail(ctx context.Context, a MailArgs) (*mail.Message, error) {
 	if s.templates == nil || s.members == nil {
 		return nil, nil
 	}
-	m, err := s.members.FindMemberByID(ctx, pm.memberID)
+	m, err := s.members.FindMemberByID(ctx, a.MemberID)
 	if err != nil {
 		return nil, err
 	}
-	tierName := pm.tier
-	if t, err := findTier(ctx, s.db, pm.tier); err == nil {
+	tierName := a.Tier
+	if t, err := findTier(ctx, s.db, a.Tier); err == nil {
 		tierName = t.Name
 	}
 	account := s.baseURL.String() + "/account"
 	templates := s.templates.In(m.MailLanguage()) // the member's own, else the newsroom's default
 	var msg mail.Message
-	switch pm.kind {
+	switch a.Mail {
 	case "welcome":
 		msg, err = templates.WelcomePatron(m.Email, m.Name, tierName, account)
 	case "payment_failed":
-		msg, err = templates.PaymentFailed(m.Email, m.Name, pm.amount, pm.currency, account)
+		msg, err = templates.PaymentFailed(m.Email, m.Name, a.Amount, a.Currency, account)
 	case "trial_ending":
-		msg, err = templates.TrialEnding(m.Email, m.Name, tierName, pm.at, account)
+		msg, err = templates.TrialEnding(m.Email, m.Name, tierName, a.At, account)
 	default:
-		return nil, fmt.Errorf("unknown mail %q", pm.kind)
+		return nil, fmt.Errorf("unknown mail %q", a.Mail)
 	}
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package members
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -11,6 +10,7 @@ import (
 	"github.com/patronage/patronage/internal/errs"
 	"github.com/patronage/patronage/internal/jobs"
 	"github.com/patronage/patronage/internal/mail"
+	"github.com/patronage/patronage/internal/sqldb"
 )
 
 // Mail that must not be lost to a mail server's bad minute (a covered
@@ -36,9 +36,9 @@ type MailArgs struct {
 // Kind names the job in the queue.
 func (MailArgs) Kind() string { return "member_mail" }
 
-// AttachQueue has mail queued from now on. The queue may be one that only
-// inserts (a command's), for a running server's queue to send. Without
-// one, mail is sent in the background, once.
+// AttachQueue gives the service the queue its mail waits in. It may be
+// one that only inserts (a command's), for a running server's queue to
+// send.
 func (s *Service) AttachQueue(q *jobs.Client) { s.queue.Store(q) }
 
 // AddJobs registers the worker that sends queued mail.
@@ -48,13 +48,8 @@ func (s *Service) AddJobs(workers *river.Workers) {
 
 // MailTopicCovered queues, in tx (nil: on its own), a mail to each patron
 // who voted for a topic telling them it was covered, with the article's
-// link, each in their own language when it is sent. It needs the queue
-// (AttachQueue): mail sent from inside a transaction could tell of a
-// change then undone.
+// link, each in their own language when it is sent.
 func (s *Service) MailTopicCovered(ctx context.Context, tx *sql.Tx, voterIDs []string, topic, articleURL string) error {
-	if s.queue.Load() == nil {
-		return errors.New("mail a covered topic: no job queue attached")
-	}
 	mails := make([]MailArgs, 0, len(voterIDs))
 	for _, id := range voterIDs {
 		mails = append(mails, MailArgs{Mail: "topic_covered", MemberID: id, Topic: topic, URL: articleURL})
@@ -62,9 +57,13 @@ func (s *Service) MailTopicCovered(ctx context.Context, tx *sql.Tx, voterIDs []s
 	return s.queueMail(ctx, tx, mails)
 }
 
-// MailEndpointDisabled tells each admin that one of the newsroom's webhook
-// endpoints was disabled, and why.
-func (s *Service) MailEndpointDisabled(ctx context.Context, adminIDs []string, endpointID, endpointURL, reason string) error {
+// MailEndpointDisabled tells every admin that one of the newsroom's
+// webhook endpoints was disabled, and why.
+func (s *Service) MailEndpointDisabled(ctx context.Context, endpointID, endpointURL, reason string) error {
+	adminIDs, err := sqldb.QueryStrings(ctx, s.db, `SELECT id FROM members WHERE role = $1 ORDER BY id`, string(RoleAdmin))
+	if err != nil {
+		return fmt.Errorf("list admins: %w", err)
+	}
 	mails := make([]MailArgs, 0, len(adminIDs))
 	for _, id := range adminIDs {
 		mails = append(mails, MailArgs{Mail: "endpoint_disabled", MemberID: id, EndpointID: endpointID, URL: endpointURL, Reason: reason})
@@ -72,27 +71,14 @@ func (s *Service) MailEndpointDisabled(ctx context.Context, adminIDs []string, e
 	return s.queueMail(ctx, nil, mails)
 }
 
-// queueMail queues mails in one insert, in tx when it is not nil, or, with
-// no queue, sends each in the background. A member not found is skipped.
+// queueMail queues mails in one insert, in tx when it is not nil.
 func (s *Service) queueMail(ctx context.Context, tx *sql.Tx, mails []MailArgs) error {
 	if len(mails) == 0 {
 		return nil
 	}
 	q := s.queue.Load()
 	if q == nil {
-		for _, a := range mails {
-			msg, err := s.renderMail(ctx, a)
-			if errs.Is(err, errs.NotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if msg != nil {
-				s.sendInBackground(*msg)
-			}
-		}
-		return nil
+		return fmt.Errorf("queue %s mail: no job queue attached", mails[0].Mail)
 	}
 	params := make([]river.InsertManyParams, 0, len(mails))
 	for _, a := range mails {

@@ -130,7 +130,7 @@ func TestQueuedMailWaitsOutAMailServerThatRefusesIt(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MailEndpointDisabled(ctx, []string{admin.ID}, "whe_1", "https://hooks.example.org/in", "every attempt failed for 3 days"); err != nil {
+		if err := s.MailEndpointDisabled(ctx, "whe_1", "https://hooks.example.org/in", "every attempt failed for 3 days"); err != nil {
 			t.Fatal(err)
 		}
 		if sent, refused := server.received(); len(sent) != 0 || refused != 0 {

@@ -188,10 +188,6 @@ func (s *Service) sendInBackground(msg mail.Message) {
 	}()
 }
 
-// SendMail delivers a message off the caller's path, as sign-in links are;
-// Close waits for it. A failure is logged, and the message is lost.
-func (s *Service) SendMail(msg mail.Message) { s.sendInBackground(msg) }
-
 // SignInLink issues a single-use sign-in link for a member.
 func (s *Service) SignInLink(ctx context.Context, memberID, next string) (string, error) {
 	token, err := s.issueSignInToken(ctx, memberID)
@@ -490,28 +486,6 @@ func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, memberID string, da
 		return nil
 	}
 	return s.events.Emit(ctx, tx, typ, memberID, data)
-}
-
-// Admins lists the admins, by email, for mail only they should get (each
-// in their own language).
-func (s *Service) Admins(ctx context.Context) ([]Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+memberColumns+` FROM members WHERE role = $1 ORDER BY email`, string(RoleAdmin))
-	if err != nil {
-		return nil, fmt.Errorf("list admins: %w", err)
-	}
-	defer rows.Close()
-	var list []Member
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list admins: %w", err)
-		}
-		list = append(list, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list admins: %w", err)
-	}
-	return list, nil
 }
 
 // SetLanguage records the language a member reads pages and mail in; ""

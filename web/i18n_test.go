@@ -54,7 +54,7 @@ func TestPagesTakeEveryWordFromTheCatalogue(t *testing.T) {
 	for _, f := range pageFields {
 		dynamic = append(dynamic, "field."+f)
 	}
-	for _, k := range errorKinds {
+	for k := range statusOf {
 		dynamic = append(dynamic, "error.kind."+string(k))
 	}
 	for _, interval := range []string{"day", "week", "month", "year"} {

@@ -209,12 +209,8 @@ func (s *Server) renderAccount(c *gin.Context, status int, m members.Member, pro
 			return
 		}
 	}
-	var languages []languageOption
-	for _, code := range s.catalog.Languages() {
-		languages = append(languages, languageOption{Code: code, Name: s.catalog.In(code).T("language.name")})
-	}
 	s.renderPage(c, status, "account.html", pageData{Title: s.loc(c).T("account.heading"), Member: &m, Access: access, Plan: plan,
-		Suggestions: suggestions, Languages: languages, Error: problem})
+		Suggestions: suggestions, Languages: s.languages, Error: problem})
 }
 
 // accountLanguageForm sets the language a member reads pages and mail in,

@@ -125,6 +125,7 @@ type Server struct {
 	customCSS      string
 	customCSSPath  string
 	catalog        *i18n.Catalog
+	languages      []languageOption                         // the account page's language menu
 	pages          map[string]map[string]*template.Template // by language, then file
 	embeds         map[string]map[string]*template.Template
 	embedOrigins   []string
@@ -183,6 +184,9 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
 	s.pages = pages
+	for _, code := range s.catalog.Languages() {
+		s.languages = append(s.languages, languageOption{Code: code, Name: s.catalog.In(code).T("language.name")})
+	}
 	if s.embeds, err = parseEmbeds(s.catalog); err != nil {
 		return nil, fmt.Errorf("parse embed templates: %w", err)
 	}

@@ -81,11 +81,9 @@ var errorWordings = []wording{
 		values: func(l *i18n.Localizer, e *errs.Error, _ map[string]string) []any {
 			return []any{"Wait", waitWords(l, time.Duration(atoi64(e.Details["retry_after"]))*time.Second)}
 		}},
-	{english: regexp.MustCompile(`^You have made (?P<Made>\d+) suggestions in the last 30 days; you can suggest again in \d+ days\.$`), key: "error.suggestion_limit",
-		values: func(l *i18n.Localizer, e *errs.Error, g map[string]string) []any {
-			// As voting counts them: whole days begun, from the seconds left.
-			days := (atoi64(e.Details["retry_after"])-1)/86400 + 1
-			return []any{atoi64(g["Made"]), "Wait", l.T("duration.days", days)}
+	{english: regexp.MustCompile(`^You have made (?P<Made>\d+) suggestions in the last 30 days; you can suggest again in (?P<Days>\d+) days\.$`), key: "error.suggestion_limit",
+		values: func(l *i18n.Localizer, _ *errs.Error, g map[string]string) []any {
+			return []any{atoi64(g["Made"]), "Wait", l.T("duration.days", atoi64(g["Days"]))}
 		}},
 	words(`Please try again in a moment\.`, "error.try_again"),
 	words(`Something this service depends on is not answering; please try again in a moment\.`, "error.dependency_down"),
@@ -108,11 +106,6 @@ var errorWordings = []wording{
 	words(`Payments are not configured: STRIPE_SECRET_KEY is not set\.`, "error.payments_not_configured"),
 	words(`This request was already made with different details; please start again\.`, "error.idempotency"),
 }
-
-// errorKinds are the kinds an error may have, each with a fallback
-// message (error.kind.<kind>).
-var errorKinds = []errs.Kind{errs.Internal, errs.Invalid, errs.BadRequest, errs.Unauthenticated, errs.Forbidden, errs.NotFound,
-	errs.Conflict, errs.TooLarge, errs.UnsupportedType, errs.RateLimited, errs.Unavailable}
 
 // pageFields are the fields page forms can name, each with a name of its
 // own in the catalogue (field.<name>).
@@ -175,9 +168,10 @@ func find(list []wording, l *i18n.Localizer, e *errs.Error, english string) (str
 	return "", nil, false
 }
 
-// kindKey is an error kind's part of its fallback key.
+// kindKey is an error kind's part of its fallback key: one of the kinds
+// the API maps to a status (statusOf), each with a message of its own.
 func kindKey(k errs.Kind) string {
-	if slices.Contains(errorKinds, k) {
+	if _, ok := statusOf[k]; ok {
 		return string(k)
 	}
 	return string(errs.Internal)

@@ -275,15 +275,7 @@ func newOutgoing(cfg config.Config, db *sqldb.DB, logger *slog.Logger) (*outgoin
 // that an endpoint was disabled.
 func mailEndpointDisabled(ctx context.Context, m *members.Service, e outgoing.Endpoint, logger *slog.Logger) {
 	logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint", e.ID, "reason", e.DisabledReason)
-	admins, err := m.Admins(ctx)
-	if err == nil {
-		ids := make([]string, 0, len(admins))
-		for _, a := range admins {
-			ids = append(ids, a.ID)
-		}
-		err = m.MailEndpointDisabled(ctx, ids, e.ID, e.URL, e.DisabledReason)
-	}
-	if err != nil {
+	if err := m.MailEndpointDisabled(ctx, e.ID, e.URL, e.DisabledReason); err != nil {
 		logger.ErrorContext(ctx, "mail admins about a disabled webhook endpoint", "err", err)
 	}
 }

@@ -200,7 +200,7 @@ func (c *Catalog) Forms(code, key string) []string {
 }
 
 // Has reports whether the default language's catalogue has key (and so,
-// the tests see to it, every catalogue).
+// as New checks, every catalogue).
 func (c *Catalog) Has(key string) bool { return c.messages[c.fallback][key] != nil }
 
 type languageKey struct{}
